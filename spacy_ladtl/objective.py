@@ -1,0 +1,127 @@
+"""The La-DTL objective: L = Lc + alpha * L_LaMMD + beta * Lp (+ gamma * Lr).
+
+Lc is the domain-weighted CRF negative log-likelihood (paper: epsilon for the
+source, 1 - epsilon for the target). The transfer terms are computed for every
+pair of domains present in the batch and averaged over those pairs: La-MMD
+(or marginal MMD) on the shared encoder's vectors, CRF-L2 on the matched rows
+and cells of the two heads. Lr, the L2 regularisation gamma, is the optimizer's
+``L2`` setting in ``[training.optimizer]``.
+"""
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import Dict, List, Sequence, Tuple
+
+import torch
+
+from .layers import EncodedBatch
+from .losses import crf_l2, la_mmd, marginal_mmd
+from .tags import OUTSIDE, match_tags
+
+MMD_MODES = ("label_aware", "marginal", "none")
+
+
+@dataclass
+class TransferSettings:
+    """Weights and options of the La-DTL loss (the component's settings)."""
+
+    alpha: float = 0.02
+    beta: float = 0.03
+    domain_weights: Sequence[float] = (0.3, 0.7)
+    mmd: str = "label_aware"
+    mmd_include_o: bool = False
+    mmd_max_tokens: int = 64
+    mmd_min_tokens: int = 2
+    mmd_kernels: int = 5
+    label_map: Dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.mmd not in MMD_MODES:
+            raise ValueError(f"mmd = {self.mmd!r} in [components.ladtl_ner] is not one of {MMD_MODES}.")
+
+
+@dataclass
+class TagMatch:
+    """Matched tags of one domain pair: CRF-L2 pairs and La-MMD shared label ids."""
+
+    pairs: torch.Tensor  # (M, 2) tag index in domain a, tag index in domain b
+    shared_a: torch.Tensor  # (K_a,) shared label id per tag of a, -1 if not used by La-MMD
+    shared_b: torch.Tensor  # (K_b,)
+    n_shared: int
+
+
+def match_domains(
+    tags_a: Sequence[str], tags_b: Sequence[str], settings: TransferSettings, device: torch.device
+) -> TagMatch:
+    """Which tags of two domains are tied by the transfer terms."""
+    pairs = match_tags(tags_a, tags_b, settings.label_map)
+    shared_a = torch.full((len(tags_a),), -1, dtype=torch.long)
+    shared_b = torch.full((len(tags_b),), -1, dtype=torch.long)
+    mmd_pairs = [(i, j) for i, j in pairs if settings.mmd_include_o or tags_a[i] != OUTSIDE]
+    for shared_id, (i, j) in enumerate(mmd_pairs):
+        shared_a[i] = shared_id
+        shared_b[j] = shared_id
+    pair_tensor = torch.tensor(pairs, dtype=torch.long).reshape(-1, 2)
+    return TagMatch(pair_tensor.to(device), shared_a.to(device), shared_b.to(device), len(mmd_pairs))
+
+
+def ladtl_loss(
+    batch: EncodedBatch,
+    gold: torch.Tensor,
+    settings: TransferSettings,
+    matches: Dict[Tuple[int, int], TagMatch],
+) -> Dict[str, torch.Tensor]:
+    """All loss terms of one batch; ``"total"`` is what backprop differentiates.
+
+    gold: (B, T) tag ids in each sentence's own domain tag set (0 on padding).
+    matches: the TagMatch of every domain pair (a, b) with a < b.
+    """
+    heads = batch.heads.heads
+    present: List[int] = sorted(batch.domain_ids.unique().tolist())
+    zero = batch.hidden.new_zeros(())
+    crf = zero
+    rows_of = {d: (batch.domain_ids == d).nonzero(as_tuple=True)[0] for d in present}
+    for d in present:
+        rows = rows_of[d]
+        nll = heads[d].nll(batch.hidden[rows], gold[rows], batch.mask[rows])
+        crf = crf + settings.domain_weights[d] * nll.mean()
+    mmd, l2 = zero, zero
+    pair_list = list(combinations(present, 2))
+    for a, b in pair_list:
+        match = matches[(a, b)]
+        if settings.mmd != "none" and settings.alpha:
+            mmd = mmd + _pair_mmd(batch, gold, rows_of[a], rows_of[b], match, settings)
+        if settings.beta:
+            l2 = l2 + crf_l2(heads[a], heads[b], match.pairs)
+    if pair_list:
+        mmd = mmd / len(pair_list)
+        l2 = l2 / len(pair_list)
+    total = crf + settings.alpha * mmd + settings.beta * l2
+    return {"total": total, "crf": crf, "mmd": mmd, "crf_l2": l2}
+
+
+def _pair_mmd(
+    batch: EncodedBatch,
+    gold: torch.Tensor,
+    rows_a: torch.Tensor,
+    rows_b: torch.Tensor,
+    match: TagMatch,
+    settings: TransferSettings,
+) -> torch.Tensor:
+    """La-MMD (or marginal MMD) between the real tokens of two domains' rows."""
+    mask_a, mask_b = batch.mask[rows_a], batch.mask[rows_b]
+    h_a, h_b = batch.hidden[rows_a][mask_a], batch.hidden[rows_b][mask_b]
+    if settings.mmd == "marginal":
+        return marginal_mmd(h_a, h_b, max_tokens=settings.mmd_max_tokens, n_kernels=settings.mmd_kernels)
+    y_a = match.shared_a[gold[rows_a][mask_a]]
+    y_b = match.shared_b[gold[rows_b][mask_b]]
+    total, _ = la_mmd(
+        h_a,
+        y_a,
+        h_b,
+        y_b,
+        match.n_shared,
+        max_tokens_per_label=settings.mmd_max_tokens,
+        min_tokens=settings.mmd_min_tokens,
+        n_kernels=settings.mmd_kernels,
+    )
+    return total

@@ -1,0 +1,242 @@
+"""Tests for the ladtl_ner component, shaped like spaCy's test_tagger.py."""
+import pytest
+import spacy
+import torch
+from numpy.testing import assert_equal
+from spacy.language import Language
+from spacy.training import Example
+from spacy.util import registry
+from thinc.api import fix_random_seed
+
+from spacy_ladtl.domains import get_domain, set_domain, set_example_domain
+
+SOURCE_DATA = [
+    ("Alice visited Paris last May .", [(0, 5, "PER"), (14, 19, "LOC")]),
+    ("Bob lives in London now .", [(0, 3, "PER"), (13, 19, "LOC")]),
+    ("We met Carol in Berlin .", [(7, 12, "PER"), (16, 22, "LOC")]),
+]
+TARGET_DATA = [
+    ("dr smith saw the patient in boston", [(0, 8, "person"), (28, 34, "location")]),
+    ("nurse jones called from denver", [(0, 11, "person"), (24, 30, "location")]),
+]
+SMALL_MODEL = {
+    "tok2vec": {
+        "embed": {"width": 32, "rows": 500, "nM": 8, "nC": 4},
+        "encode": {"width": 32, "hidden_size": 16, "dropout": 0.0},
+    }
+}
+
+
+def make_examples(nlp: Language):
+    examples = []
+    for domain, data in (("source", SOURCE_DATA), ("target", TARGET_DATA)):
+        for text, ents in data:
+            eg = Example.from_dict(nlp.make_doc(text), {"entities": ents})
+            examples.append(set_example_domain(eg, domain))
+    return examples
+
+
+def make_nlp(**config) -> Language:
+    nlp = spacy.blank("en")
+    nlp.add_pipe("ladtl_ner", config={"model": SMALL_MODEL, **config})
+    return nlp
+
+
+@pytest.mark.parametrize(
+    "registry_name,func_name",
+    [
+        ("architectures", "spacy-ladtl.LaDTLTagger.v1"),
+        ("architectures", "spacy-ladtl.BiLSTMEncoder.v1"),
+        ("readers", "spacy-ladtl.MultiDomainCorpus.v1"),
+        ("batchers", "spacy-ladtl.domain_batcher.v1"),
+        ("scorers", "spacy-ladtl.ner_scorer.v1"),
+    ],
+)
+def test_registry_names_resolve(registry_name, func_name):
+    assert getattr(registry, registry_name).get(func_name)
+
+
+def test_factory_found_without_import():
+    """`add_pipe("ladtl_ner")` works in a fresh interpreter through the entry points."""
+    import subprocess
+    import sys
+
+    code = "import spacy; nlp = spacy.blank('en'); nlp.add_pipe('ladtl_ner'); import sys; print('spacy_ladtl' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "True"
+
+
+def test_no_label():
+    nlp = make_nlp()
+    with pytest.raises(ValueError):
+        nlp.initialize()
+
+
+def test_initialize_examples_infers_labels_per_domain():
+    nlp = make_nlp()
+    nlp.initialize(get_examples=lambda: make_examples(nlp))
+    ner = nlp.get_pipe("ladtl_ner")
+    assert ner.label_data == {"source": ["LOC", "PER"], "target": ["location", "person"]}
+    assert ner.tag_sets["target"][0] == "O" and "U-person" in ner.tag_sets["target"]
+    with pytest.raises(TypeError):
+        nlp.initialize(get_examples=lambda: None)
+
+
+def test_initialize_with_labels_argument():
+    nlp = make_nlp()
+    ner = nlp.get_pipe("ladtl_ner")
+    ner.initialize(lambda: make_examples(nlp), nlp=nlp, labels={"source": ["PER"], "target": ["person", "location"]})
+    assert ner.label_data == {"source": ["PER"], "target": ["location", "person"]}
+    with pytest.raises(ValueError, match="exactly the model's domains"):
+        ner.initialize(lambda: make_examples(nlp), nlp=nlp, labels={"target": ["person"]})
+
+
+def test_domain_without_examples_is_an_error():
+    nlp = make_nlp()
+    target_only = [eg for eg in make_examples(nlp) if get_domain(eg.reference) == "target"]
+    with pytest.raises(ValueError, match="no training examples"):
+        nlp.initialize(get_examples=lambda: target_only)
+
+
+def test_label_map_naming_no_label_is_an_error():
+    nlp = make_nlp(label_map={"persn": "PER"})
+    with pytest.raises(ValueError, match="persn"):
+        nlp.initialize(get_examples=lambda: make_examples(nlp))
+
+
+def test_unknown_settings_are_errors():
+    with pytest.raises(ValueError, match="target_domain"):
+        make_nlp(target_domain="cardiology")
+    with pytest.raises(ValueError, match="mmd"):
+        make_nlp(mmd="sometimes")
+
+
+def test_overfitting_IO():
+    fix_random_seed(0)
+    nlp = make_nlp(label_map={"person": "PER", "location": "LOC"})
+    train_examples = make_examples(nlp)
+    optimizer = nlp.initialize(get_examples=lambda: train_examples)
+    optimizer.learn_rate = 0.01
+    for i in range(60):
+        losses = {}
+        nlp.update(train_examples, sgd=optimizer, losses=losses)
+    assert losses["ladtl_ner"] < 0.1
+    for key in ("ladtl_ner_crf", "ladtl_ner_mmd", "ladtl_ner_crf_l2"):
+        assert key in losses
+
+    texts = [text for text, _ in SOURCE_DATA + TARGET_DATA]
+    domains = ["source"] * len(SOURCE_DATA) + ["target"] * len(TARGET_DATA)
+    gold = [[(s, e, label) for s, e, label in ents] for _, ents in SOURCE_DATA + TARGET_DATA]
+
+    def annotate(model_nlp):
+        docs = [set_domain(model_nlp.make_doc(t), d) for t, d in zip(texts, domains)]
+        return [model_nlp(doc) for doc in docs]
+
+    docs = annotate(nlp)
+    for doc, expected in zip(docs, gold):
+        assert [(e.start_char, e.end_char, e.label_) for e in doc.ents] == expected
+
+    # Also test the results are still the same after IO
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        nlp.to_disk(tmp_dir)
+        nlp2 = spacy.load(tmp_dir)
+        docs2 = annotate(nlp2)
+        for doc, doc2 in zip(docs, docs2):
+            assert [(e.start_char, e.end_char, e.label_) for e in doc.ents] == [
+                (e.start_char, e.end_char, e.label_) for e in doc2.ents
+            ]
+        nlp_bytes = nlp.to_bytes()
+        nlp4 = make_nlp(label_map={"person": "PER", "location": "LOC"})
+        nlp4.from_bytes(nlp_bytes)
+        docs4 = annotate(nlp4)
+        assert [[e.label_ for e in d.ents] for d in docs4] == [[e.label_ for e in d.ents] for d in docs]
+
+    # Make sure that running pipe twice, or comparing to call, always amounts to the same predictions
+    batch_docs = list(nlp.pipe([set_domain(nlp.make_doc(t), d) for t, d in zip(texts, domains)]))
+    assert [[(e.start, e.end, e.label_) for e in d.ents] for d in batch_docs] == [
+        [(e.start, e.end, e.label_) for e in d.ents] for d in docs
+    ]
+
+
+def test_domain_routing_at_inference():
+    fix_random_seed(0)
+    nlp = make_nlp()
+    train_examples = make_examples(nlp)
+    optimizer = nlp.initialize(get_examples=lambda: train_examples)
+    for _ in range(40):
+        nlp.update(train_examples, sgd=optimizer)
+    text = "dr smith saw the patient in boston"
+    unmarked = nlp(text)  # default_domain = target
+    assert {e.label_ for e in unmarked.ents} <= {"person", "location"}
+    as_source = nlp(set_domain(nlp.make_doc(text), "source"))
+    assert {e.label_ for e in as_source.ents} <= {"PER", "LOC"}
+    with pytest.raises(ValueError, match="Known domains"):
+        nlp(set_domain(nlp.make_doc(text), "cardiology"))
+
+
+def test_empty_and_whitespace_docs():
+    nlp = make_nlp()
+    nlp.initialize(get_examples=lambda: make_examples(nlp))
+    assert nlp("").ents == ()
+    docs = list(nlp.pipe(["", "   ", "dr smith", "\n\n"]))
+    assert len(docs) == 4 and docs[0].ents == ()
+
+
+def test_single_domain_batch_skips_transfer_terms():
+    nlp = make_nlp()
+    examples = make_examples(nlp)
+    optimizer = nlp.initialize(get_examples=lambda: examples)
+    target_only = [eg for eg in examples if get_domain(eg.reference) == "target"]
+    losses = nlp.update(target_only, sgd=optimizer, losses={})
+    assert losses["ladtl_ner_crf"] > 0
+    assert losses["ladtl_ner_mmd"] == 0.0 and losses["ladtl_ner_crf_l2"] == 0.0
+
+
+def test_spans_key_and_scorer_keys():
+    nlp = make_nlp(spans_key="ladtl")
+    examples = make_examples(nlp)
+    nlp.initialize(get_examples=lambda: examples)
+    scores = nlp.evaluate(examples)
+    for key in ("ents_f", "ents_target_f", "ents_f_source", "ents_f_target", "ents_per_type_target"):
+        assert key in scores
+    doc = nlp("dr smith saw the patient in boston")
+    assert list(doc.spans["ladtl"]) == list(doc.ents)
+
+
+def test_mmd_gradient_reaches_the_encoder():
+    """With alpha > 0 and only the MMD term differentiated, the tok2vec weights get a gradient."""
+    fix_random_seed(0)
+    nlp = make_nlp(label_map={"person": "PER", "location": "LOC"}, mmd_min_tokens=1)
+    ner = nlp.get_pipe("ladtl_ner")
+    examples = make_examples(nlp)
+    nlp.initialize(get_examples=lambda: examples)
+    batch, backprop = ner.model.begin_update([eg.predicted for eg in examples])
+    terms = ner._loss_terms(examples, batch)
+    assert terms["mmd"].item() > 0
+    backprop(terms["mmd"])
+    lstm_grads = [
+        torch_param.grad
+        for node in ner.model.walk()
+        for shim in node.shims
+        if shim is not ner.model.shims[0]
+        for torch_param in shim._model.parameters()
+    ]
+    assert lstm_grads and any(g is not None and float(g.abs().sum()) > 0 for g in lstm_grads)
+
+
+def test_crf_l2_ties_matched_tags_only():
+    nlp = make_nlp(label_map={"person": "PER"}, alpha=0.0)
+    examples = make_examples(nlp)
+    nlp.initialize(get_examples=lambda: examples)
+    ner = nlp.get_pipe("ladtl_ner")
+    batch, _ = ner.model.begin_update([eg.predicted for eg in examples])
+    terms = ner._loss_terms(examples, batch)
+    terms["crf_l2"].backward()
+    source_head, target_head = batch.heads.heads
+    source_tags = ner.tag_sets["source"]
+    grads = source_head.emission.weight.grad
+    for i, tag in enumerate(source_tags):
+        touched = bool(grads[i].abs().sum() > 0)
+        assert touched == (tag == "O" or tag.endswith("-PER")), tag

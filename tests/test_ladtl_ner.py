@@ -2,7 +2,6 @@
 import pytest
 import spacy
 import torch
-from numpy.testing import assert_equal
 from spacy.language import Language
 from spacy.training import Example
 from spacy.util import registry
@@ -240,3 +239,46 @@ def test_crf_l2_ties_matched_tags_only():
     for i, tag in enumerate(source_tags):
         touched = bool(grads[i].abs().sum() > 0)
         assert touched == (tag == "O" or tag.endswith("-PER")), tag
+
+
+def test_cnn_encoder_is_a_config_change():
+    fix_random_seed(0)
+    cnn = {
+        "tok2vec": {
+            "@architectures": "spacy.HashEmbedCNN.v2",
+            "width": 32,
+            "depth": 2,
+            "embed_size": 500,
+            "window_size": 1,
+            "maxout_pieces": 2,
+            "subword_features": True,
+            "pretrained_vectors": None,
+        }
+    }
+    nlp = spacy.blank("en")
+    nlp.add_pipe("ladtl_ner", config={"model": cnn})
+    examples = make_examples(nlp)
+    optimizer = nlp.initialize(get_examples=lambda: examples)
+    optimizer.learn_rate = 0.01
+    first = nlp.update(examples, sgd=optimizer, losses={})["ladtl_ner"]
+    for _ in range(30):
+        last = nlp.update(examples, sgd=optimizer, losses={})["ladtl_ner"]
+    assert last < first / 4
+
+
+def test_three_domains_average_transfer_terms():
+    fix_random_seed(0)
+    nlp = spacy.blank("en")
+    model = dict(SMALL_MODEL, domains=["source", "target", "third"])
+    nlp.add_pipe("ladtl_ner", config={"model": model, "label_map": {"person": "PER", "location": "LOC"}})
+    examples = make_examples(nlp)
+    third = [
+        set_example_domain(Example.from_dict(nlp.make_doc("Mr Lee flew to Rome ."), {"entities": [(0, 6, "PER"), (15, 19, "LOC")]}), "third")
+    ]
+    optimizer = nlp.initialize(get_examples=lambda: examples + third)
+    ner = nlp.get_pipe("ladtl_ner")
+    assert ner.cfg["labels"]["third"] == ["LOC", "PER"]
+    assert sorted(ner._domain_weights()) == pytest.approx([0.15, 0.15, 0.7])
+    losses = nlp.update(examples + third, sgd=optimizer, losses={})
+    assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
+    assert losses["ladtl_ner_crf_l2"] > 0

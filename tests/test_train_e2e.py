@@ -18,6 +18,7 @@ def test_demo_workflow_trains_and_beats_trivial(tmp_path):
     command = [
         sys.executable, "-m", "spacy", "project", "run", "demo", str(project),
         "--vars.config", str(REPO / "configs" / "ladtl_bilstm.cfg"),
+        "--vars.baseline_config", str(REPO / "configs" / "spacy_ner_baseline.cfg"),
         "--vars.max_steps", "200", "--vars.eval_frequency", "100",
     ]
     result = subprocess.run(command, capture_output=True, text=True, cwd=project)
@@ -25,6 +26,7 @@ def test_demo_workflow_trains_and_beats_trivial(tmp_path):
     # the training log shows each loss term
     for column in ("LOSS CRF", "LOSS MMD", "LOSS CRF_L2", "ENTS_TARGET_F"):
         assert column in result.stdout
+    assert "spacy_ner_target_only" in result.stdout  # the same-run baseline is printed
     metrics = srsly.read_json(project / "metrics" / "target_test.json")
     # an all-O tagger scores 0; 200 steps on the sample reach far more
     assert metrics["ents_f"] > 0.25, metrics

@@ -6,6 +6,7 @@ the factory, then the ``TrainablePipe`` subclass.
 from itertools import islice
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
+import numpy
 import torch
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
@@ -215,10 +216,9 @@ class LaDTLEntityRecognizer(TrainablePipe):
             batch = self.model.predict([docs[i] for i in nonempty])
             paths = batch.heads.decode(batch.hidden, batch.mask, batch.domain_ids).cpu().numpy()
         lengths = batch.mask.sum(1).tolist()
-        tag_lists = [self.tag_sets[d] for d in self.domains]
+        tag_names = [numpy.asarray(self.tag_sets[d], dtype=object) for d in self.domains]
         for row, (i, domain_id) in enumerate(zip(nonempty, batch.domain_ids.tolist())):
-            names = tag_lists[domain_id]
-            tags[i] = [names[t] for t in paths[row, : lengths[row]]]
+            tags[i] = tag_names[domain_id][paths[row, : lengths[row]]].tolist()
         return tags
 
     def set_annotations(self, docs: Iterable[Doc], tags: List[List[str]]) -> None:

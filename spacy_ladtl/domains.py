@@ -4,7 +4,7 @@ La-DTL routes every sentence to the CRF head of its domain. The marker is a
 Doc extension, ``doc._.ladtl_domain``, stored in ``doc.user_data`` so it
 survives ``DocBin`` serialization with ``store_user_data=True``.
 """
-from typing import Iterable, Optional
+from typing import Optional
 
 from spacy.tokens import Doc
 from spacy.training import Example
@@ -37,10 +37,3 @@ def example_domain(example: Example) -> Optional[str]:
     """The domain of an Example: its reference marker, else its predicted one."""
     return get_domain(example.reference) or get_domain(example.predicted)
 
-
-def domains_of(examples: Iterable[Example]) -> list:
-    """The distinct domains of ``examples`` in first-seen order."""
-    seen: dict = {}
-    for eg in examples:
-        seen.setdefault(example_domain(eg), None)
-    return list(seen)

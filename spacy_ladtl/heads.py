@@ -20,10 +20,6 @@ class CRFHead(nn.Module):
         self.emission = nn.Linear(n_in, len(tags))
         self.crf = CRF(tags, scheme)
 
-    @property
-    def tags(self) -> List[str]:
-        return self.crf.tags
-
     def nll(self, hidden: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Per-sentence negative log-likelihood, (B,)."""
         return self.crf.nll(self.emission(hidden), tags, mask)

@@ -1,5 +1,5 @@
 # Two commands do all set-up on a fresh machine:
-#   make demo   virtualenv + install + train/evaluate La-DTL on the embedded sample
+#   make demo   virtualenv + install + the project `all` workflow on the embedded sample
 #   make test   virtualenv + install + the whole test suite (CI runs this)
 PYTHON ?= python3
 VENV ?= .venv
@@ -12,13 +12,13 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "torch==2.13.0"
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test,project]"
 	touch $(STAMP)
 
 install: $(STAMP)
 
 demo: install
-	$(PY) -m spacy project run demo project
+	$(PY) -m spacy project run all project
 
 test: install
 	$(PY) -m pytest -ra
@@ -27,4 +27,4 @@ test-fast: install
 	$(PY) -m pytest -ra -m "not slow"
 
 clean:
-	rm -rf $(VENV) project/corpus project/training project/metrics
+	rm -rf $(VENV) project/corpus project/training project/metrics project/packages project/project.lock

@@ -160,10 +160,11 @@ class LaDTLEntityRecognizer(TrainablePipe):
                 raise ValueError(f"{setting} = {value!r} in [components.{name}] is not one of the model's domains {domains}.")
         if not 0.0 <= epsilon <= 1.0:
             raise ValueError(f"epsilon = {epsilon} in [components.{name}] must lie in [0, 1].")
+        # Not in cfg: the config (e.g. ``spacy.load(..., config=...)``) decides it, not the saved state.
+        self._default_domain = default_domain or target_domain
         self.cfg: Dict[str, Any] = {
             "labels": {},
             "target_domain": target_domain,
-            "default_domain": default_domain or target_domain,
             "alpha": alpha,
             "beta": beta,
             "epsilon": epsilon,
@@ -183,6 +184,18 @@ class LaDTLEntityRecognizer(TrainablePipe):
     def domains(self) -> List[str]:
         """The domain names, in the order of the model's heads."""
         return list(self.model.attrs["domains"])
+
+    @property
+    def default_domain(self) -> str:
+        """The head that decodes docs without ``doc._.ladtl_domain``."""
+        return self._default_domain
+
+    @default_domain.setter
+    def default_domain(self, domain: str) -> None:
+        if domain not in self.domains:
+            raise ValueError(f"default_domain {domain!r} is not one of the model's domains {self.domains}.")
+        self._default_domain = domain
+        self._sync_model_attrs()
 
     @property
     def tag_scheme(self) -> str:
@@ -300,13 +313,14 @@ class LaDTLEntityRecognizer(TrainablePipe):
     # -- private helpers -------------------------------------------------
 
     def _after_load(self) -> None:
+        self.cfg.pop("default_domain", None)  # saved by spacy-ladtl 0.1.0 pipelines; the config decides now
         self.settings = self._transfer_settings()
         self._matches = None
         self._tag_sets = None
         self._sync_model_attrs()
 
     def _sync_model_attrs(self) -> None:
-        self.model.attrs["default_domain"] = self.cfg["default_domain"]
+        self.model.attrs["default_domain"] = self._default_domain
 
     def _transfer_settings(self) -> TransferSettings:
         cfg = self.cfg
@@ -333,7 +347,7 @@ class LaDTLEntityRecognizer(TrainablePipe):
         found: Dict[str, set] = {d: set() for d in self.domains}
         counts = {d: 0 for d in self.domains}
         for eg in examples:
-            domain = example_domain(eg) or self.cfg["default_domain"]
+            domain = example_domain(eg) or self._default_domain
             if domain not in found:
                 raise ValueError(
                     f"[{self.name}] an example is marked with domain {domain!r}, which is not one of "

@@ -326,8 +326,9 @@ def parse_label_map(text: str) -> Dict[str, str]:
 
 
 def rename_labels(spans: Iterable[TokenSpan], label_map: Dict[str, str]) -> List[TokenSpan]:
-    """Rename span labels with ``label_map``; unmapped labels are kept as-is."""
-    return [(start, end, label_map.get(label, label)) for start, end, label in spans]
+    """Rename span labels with ``label_map``; unmapped labels are kept, those mapped to O dropped."""
+    renamed = ((start, end, label_map.get(label, label)) for start, end, label in spans)
+    return [span for span in renamed if span[2] != "O"]
 
 
 # --------------------------------------------------------------------------

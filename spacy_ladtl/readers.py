@@ -1,5 +1,4 @@
 """``spacy-ladtl.MultiDomainCorpus.v1``: one ``.spacy`` file per domain, every Example tagged."""
-import random
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Mapping, Optional, Union
 
@@ -8,6 +7,7 @@ from spacy.training import Corpus, Example
 from spacy.util import registry
 
 from .domains import set_example_domain
+from .sampling import choose_indices
 
 PerDomain = Union[float, Mapping[str, float]]
 
@@ -70,11 +70,8 @@ class MultiDomainCorpus:
         """The (sampled) Examples of one domain, marked with ``domain``."""
         corpus = Corpus(path, limit=self.limits[domain], gold_preproc=self.gold_preproc, max_length=self.max_length)
         examples = list(corpus(nlp))
-        rate = self.rates[domain]
-        if rate < 1.0:
-            keep = max(1, round(rate * len(examples)))
-            chosen = sorted(random.Random(f"{self.seed}:{domain}").sample(range(len(examples)), keep))
-            examples = [examples[i] for i in chosen]
+        chosen = choose_indices(len(examples), self.rates[domain], f"{self.seed}:{domain}")
+        examples = [examples[i] for i in chosen]
         return [set_example_domain(eg, domain) for eg in examples]
 
 

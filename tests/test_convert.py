@@ -24,11 +24,12 @@ from spacy_ladtl.domains import get_domain
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = REPO_ROOT / "project" / "sample"
 SAMPLE_SIZES = {
-    "source_train.tsv": 600,
-    "source_dev.tsv": 100,
-    "target_train.tsv": 150,
-    "target_dev.tsv": 150,
-    "target_test.tsv": 200,
+    "bionlp13pc/IOB/train.tsv": 600,
+    "bionlp13pc/IOB/devel.tsv": 100,
+    "bionlp13pc/IOB/test.tsv": 100,
+    "bionlp13cg/IOB/train.tsv": 600,
+    "bionlp13cg/IOB/devel.tsv": 150,
+    "bionlp13cg/IOB/test.tsv": 200,
 }
 
 runner = CliRunner()
@@ -229,6 +230,17 @@ def test_cli_round_trip_with_label_map(tmp_path: Path) -> None:
     assert [(e.start_char, e.end_char) for e in docs[0].ents] == [(0, 13), (23, 29)]
     assert len(docs[1].ents) == 0
     assert [get_domain(d) for d in docs] == ["literature", "literature"]
+
+
+def test_label_map_to_o_drops_the_type(tmp_path: Path) -> None:
+    """Weibo's nominal mentions: PER.NOM=O keeps only named mentions."""
+    text = "王\tB-PER.NAM\n医\tB-PER.NOM\n生\tI-PER.NOM\n"
+    path = write(tmp_path, "weibo.txt", text)
+    out = tmp_path / "weibo.spacy"
+    result = runner.invoke(app, ["convert", str(path), str(out), "-d", "weibo", "--label-map", "PER.NAM=PER,PER.NOM=O"])
+    assert result.exit_code == 0, result.output
+    assert "entities: 1" in result.output
+    assert [(e.text, e.label_) for e in read_docbin(out)[0].ents] == [("王", "PER")]
 
 
 def test_cli_directory_input_and_split_sentences(tmp_path: Path) -> None:

@@ -175,6 +175,29 @@ def test_domain_routing_at_inference():
         nlp(set_domain(nlp.make_doc(text), "cardiology"))
 
 
+def test_default_domain_comes_from_config_on_load(tmp_path):
+    """A saved pipeline can be re-pointed at another head through the config (per-specialty packages)."""
+    fix_random_seed(0)
+    nlp = make_nlp()
+    train_examples = make_examples(nlp)
+    optimizer = nlp.initialize(get_examples=lambda: train_examples)
+    for _ in range(40):
+        nlp.update(train_examples, sgd=optimizer)
+    nlp.to_disk(tmp_path)
+    text = "Alice visited Paris last May ."
+    as_target = spacy.load(tmp_path)
+    as_source = spacy.load(tmp_path, config={"components": {"ladtl_ner": {"default_domain": "source"}}})
+    assert as_target.get_pipe("ladtl_ner").default_domain == "target"
+    assert as_source.get_pipe("ladtl_ner").default_domain == "source"
+    assert as_source.config["components"]["ladtl_ner"]["default_domain"] == "source"
+    source_ents = [(e.text, e.label_) for e in as_source(text).ents]
+    assert source_ents == [(e.text, e.label_) for e in nlp(set_domain(nlp.make_doc(text), "source")).ents]
+    assert {label for _, label in source_ents} <= {"PER", "LOC"}
+    assert {e.label_ for e in as_target(text).ents} <= {"person", "location"}
+    with pytest.raises(ValueError, match="not one of the model's domains"):
+        as_target.get_pipe("ladtl_ner").default_domain = "cardiology"
+
+
 def test_empty_and_whitespace_docs():
     nlp = make_nlp()
     nlp.initialize(get_examples=lambda: make_examples(nlp))

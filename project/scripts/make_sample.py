@@ -4,8 +4,10 @@ Source domain: BioNLP13PC (Pathway Curation); target domain: BioNLP13CG (Cancer
 Genetics), both the BIO (``IOB/*.tsv``) files of the cambridgeltl/MTL-Bioinformatics-2016
 conversion. Sentences are drawn at random with a fixed seed, ~80% of them with at
 least one entity, none longer than 60 tokens, and written as ``token<TAB>tag``
-with one blank line after each sentence. Also writes README.md (attribution,
-licence, command, counts) and copies the corpus LICENSE files.
+with one blank line after each sentence, under the same relative paths as in
+``../shared/data`` (``<corpus>/IOB/<split>.tsv``), so the project's corpus
+catalog reads the sample and the full data alike. Also writes README.md
+(attribution, licence, command, counts) and copies the corpus LICENSE files.
 
 Usage (from the repository root):
     python project/scripts/make_sample.py [--data-dir ../shared/data] [--seed 0]
@@ -29,18 +31,23 @@ Sentence = List[Tuple[str, str]]
 class Cut(NamedTuple):
     """One sample file: how many sentences to take from which corpus split."""
 
-    output_name: str
     corpus: str
     split: str
     size: int
 
+    @property
+    def path(self) -> Path:
+        """Relative path, the same in ``../shared/data`` and in the sample."""
+        return Path(self.corpus) / "IOB" / self.split
+
 
 CUTS: Sequence[Cut] = (
-    Cut("source_train.tsv", "bionlp13pc", "train.tsv", 600),
-    Cut("source_dev.tsv", "bionlp13pc", "devel.tsv", 100),
-    Cut("target_train.tsv", "bionlp13cg", "train.tsv", 150),
-    Cut("target_dev.tsv", "bionlp13cg", "devel.tsv", 150),
-    Cut("target_test.tsv", "bionlp13cg", "test.tsv", 200),
+    Cut("bionlp13pc", "train.tsv", 600),
+    Cut("bionlp13pc", "devel.tsv", 100),
+    Cut("bionlp13pc", "test.tsv", 100),
+    Cut("bionlp13cg", "train.tsv", 600),
+    Cut("bionlp13cg", "devel.tsv", 150),
+    Cut("bionlp13cg", "test.tsv", 200),
 )
 
 
@@ -91,12 +98,12 @@ def entity_counts(sentences: Sequence[Sentence]) -> Counter:
     return Counter(tag[2:] for sentence in sentences for _, tag in sentence if tag.startswith("B-"))
 
 
-def counts_row(name: str, source: str, sentences: Sequence[Sentence]) -> str:
+def counts_row(path: str, sentences: Sequence[Sentence]) -> str:
     """A Markdown table row with sentence, token and per-type entity counts."""
     entities = entity_counts(sentences)
     per_type = ", ".join(f"{label} {n}" for label, n in sorted(entities.items(), key=lambda kv: (-kv[1], kv[0])))
     tokens = sum(len(s) for s in sentences)
-    return f"| `{name}` | `{source}` | {len(sentences)} | {tokens} | {sum(entities.values())} | {per_type} |"
+    return f"| `{path}` | {len(sentences)} | {tokens} | {sum(entities.values())} | {per_type} |"
 
 
 README_TEMPLATE = """# Embedded BioNLP13 PC → CG sample
@@ -116,7 +123,7 @@ has to be downloaded at run time. Source domain: BioNLP13PC; target domain: BioN
 
 - **Annotations:** Creative Commons Attribution-ShareAlike 3.0 Unported
   ([CC BY-SA 3.0](http://creativecommons.org/licenses/by-sa/3.0/)), copyright
-  NaCTeM and KISTI (PC) and NaCTeM (CG). See `LICENSE-bionlp13pc` and `LICENSE-bionlp13cg`,
+  NaCTeM and KISTI (PC) and NaCTeM (CG). See `bionlp13pc/LICENSE` and `bionlp13cg/LICENSE`,
   the corpora's own LICENSE files, copied unchanged.
 - **Text:** the abstracts come from PubMed(R) (U.S. National Library of Medicine); their
   use and distribution is subject to the PubMed/NLM terms stated in those LICENSE files.
@@ -132,11 +139,14 @@ has to be downloaded at run time. Source domain: BioNLP13PC; target domain: BioN
 Random sentences per file with `random.Random({seed})`; about 80% of the picks have at least
 one entity; sentences longer than {max_tokens} tokens are skipped; picked sentences keep
 their original order. Format: `token<TAB>tag`, BIO, one blank line after each sentence.
+Each file sits at the same relative path as the file it was cut from in `../shared/data`
+(`<corpus>/IOB/<split>.tsv`), so the project's `corpora.yml` reads either folder
+(`data_dir = sample` by default).
 
 ## Counts
 
-| file | cut from | sentences | tokens | entities | per type |
-|---|---|---|---|---|---|
+| file (cut from the file of the same path) | sentences | tokens | entities | per type |
+|---|---|---|---|---|
 {rows}
 """
 
@@ -148,9 +158,9 @@ def write_readme(output_dir: Path, rows: List[str], seed: int, command: str) -> 
 
 
 def copy_licenses(data_dir: Path, output_dir: Path) -> None:
-    """Copy each corpus LICENSE as LICENSE-<corpus>."""
+    """Copy each corpus LICENSE to <corpus>/LICENSE."""
     for corpus in sorted({cut.corpus for cut in CUTS}):
-        shutil.copyfile(data_dir / corpus / "LICENSE", output_dir / f"LICENSE-{corpus}")
+        shutil.copyfile(data_dir / corpus / "LICENSE", output_dir / corpus / "LICENSE")
 
 
 def make_sample(data_dir: Path, output_dir: Path, seed: int) -> List[str]:
@@ -158,10 +168,10 @@ def make_sample(data_dir: Path, output_dir: Path, seed: int) -> List[str]:
     output_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for cut in CUTS:
-        source = Path(cut.corpus) / "IOB" / cut.split
-        picked = pick_sentences(read_sentences(data_dir / source), cut.size, seed)
-        write_sentences(output_dir / cut.output_name, picked)
-        rows.append(counts_row(cut.output_name, source.as_posix(), picked))
+        picked = pick_sentences(read_sentences(data_dir / cut.path), cut.size, seed)
+        (output_dir / cut.path).parent.mkdir(parents=True, exist_ok=True)
+        write_sentences(output_dir / cut.path, picked)
+        rows.append(counts_row(cut.path.as_posix(), picked))
     copy_licenses(data_dir, output_dir)
     return rows
 

@@ -17,3 +17,4 @@ def main() -> None:
 # Command modules register themselves on ``app`` when imported.
 from . import convert  # noqa: E402,F401
 from . import evaluate  # noqa: E402,F401
+from . import subsample  # noqa: E402,F401

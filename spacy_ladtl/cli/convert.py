@@ -68,7 +68,7 @@ def convert_command(
     domain: str = typer.Option(..., "--domain", "-d", help="Domain name marked on every Doc (doc._.ladtl_domain)"),
     scheme: Scheme = typer.Option(Scheme.auto, "--scheme", help="Tag scheme; auto detects it per file"),
     outside_tag: str = typer.Option("O", "--outside-tag", help="Tag used for outside tokens (SIGHAN uses N)"),
-    label_map: str = typer.Option("", "--label-map", help='Rename types, e.g. "person=PER,location=LOC"'),
+    label_map: str = typer.Option("", "--label-map", help='Rename types, e.g. "person=PER,location=LOC"; map a type to O to drop it'),
     split_sentences: bool = typer.Option(
         False, "--split-sentences", help="Split sequences after . ! ? tokens (never inside an entity)"
     ),

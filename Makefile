@@ -12,7 +12,7 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "torch==2.13.0"
-	$(PY) -m pip install --quiet -e ".[test,project]"
+	$(PY) -m pip install --quiet -e ".[test,project,transformers]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -24,7 +24,7 @@ test: install
 	$(PY) -m pytest -ra
 
 test-fast: install
-	$(PY) -m pytest -ra -m "not slow"
+	$(PY) -m pytest -ra -m "not slow and not transformers"
 
 clean:
 	rm -rf $(VENV) project/corpus project/training project/metrics project/packages project/project.lock

@@ -305,3 +305,23 @@ def test_three_domains_average_transfer_terms():
     losses = nlp.update(examples + third, sgd=optimizer, losses={})
     assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
     assert losses["ladtl_ner_crf_l2"] > 0
+
+
+def test_init_encoder_from_copies_the_shared_encoder_only(tmp_path):
+    """The re-training baseline's callback copies the shared encoder's weights."""
+    fix_random_seed(0)
+    trained = make_nlp()
+    examples = make_examples(trained)
+    optimizer = trained.initialize(get_examples=lambda: examples)
+    for _ in range(5):
+        trained.update(examples, sgd=optimizer)
+    trained.to_disk(tmp_path / "trained")
+    fresh = make_nlp()
+    fresh.initialize(get_examples=lambda: make_examples(fresh))
+    encoder = lambda nlp: nlp.get_pipe("ladtl_ner").model.get_ref("tok2vec")
+    assert encoder(fresh).to_bytes() != encoder(trained).to_bytes()
+    callback = registry.callbacks.get("spacy-ladtl.init_encoder_from.v1")(tmp_path / "trained")
+    callback(fresh)
+    assert encoder(fresh).to_bytes() == encoder(trained).to_bytes()
+    with pytest.raises(FileNotFoundError, match="init_encoder_from"):
+        registry.callbacks.get("spacy-ladtl.init_encoder_from.v1")(tmp_path / "missing")(fresh)

@@ -4,8 +4,9 @@ Usage (from project/):
     python scripts/smoke_test.py WHEEL PACKAGE_NAME TEXT OUTPUT_JSON [--mode linked|isolated] [--repo ..]
 
 ``--mode linked`` (default): the new venv sees this environment's packages
-through a .pth file (spaCy, torch, spacy-ladtl are not reinstalled), and
-``pip install WHEEL`` must resolve the pipeline's requirements from there; seconds.
+through a .pth file (spaCy, torch, spacy-ladtl are not reinstalled); the wheel
+is installed into the new venv and its requirements (spacy-ladtl, spaCy) must be
+satisfied there; seconds.
 ``--mode isolated``: a bare venv where pip installs spacy-ladtl from ``--repo``
 and every dependency from the package index (minutes; what a user's fresh
 machine does). Either way the pipeline is loaded by its package name from a
@@ -25,6 +26,21 @@ from pathlib import Path
 from typing import List, Optional
 
 TAG_SCRIPT = Path(__file__).with_name("tag_text.py")
+# run inside the new venv: every requirement of the installed pipeline is met
+CHECK_REQUIREMENTS = """
+import sys
+from importlib import metadata
+from packaging.requirements import Requirement
+for text in metadata.requires(sys.argv[1]) or []:
+    req = Requirement(text)
+    try:
+        version = metadata.version(req.name)
+    except metadata.PackageNotFoundError:
+        sys.exit(f"requirement {text} of {sys.argv[1]} is not installed")
+    if version not in req.specifier:
+        sys.exit(f"requirement {text} of {sys.argv[1]} not met: {req.name} {version}")
+    print(f"requirement {text}: {req.name} {version} ok")
+"""
 
 
 def run(command: List[str], cwd: Path) -> str:
@@ -58,7 +74,10 @@ def smoke(wheel: Path, package: str, text: str, output: Path, isolated_repo: Opt
         python = str(env_dir / "bin" / "python")
         if isolated_repo is None:
             link_current_environment(env_dir)
-            run([python, "-m", "pip", "install", "--quiet", str(wheel.resolve())], workdir)
+            # --force-reinstall --no-deps: install into the new venv even when this environment has the
+            # pipeline already; then its requirements (spacy-ladtl, spaCy) must be satisfied there.
+            run([python, "-m", "pip", "install", "--quiet", "--force-reinstall", "--no-deps", str(wheel.resolve())], workdir)
+            run([python, "-c", CHECK_REQUIREMENTS, package], workdir)
         else:
             run([python, "-m", "pip", "install", "--quiet", "torch==2.13.0"], workdir)
             run([python, "-m", "pip", "install", "--quiet", str(isolated_repo.resolve()), str(wheel.resolve())], workdir)

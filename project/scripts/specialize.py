@@ -1,19 +1,19 @@
 """Turn a trained multi-domain pipeline into one specialty's pipeline, ready for ``spacy package``.
 
 Usage (from project/):
-    python scripts/specialize.py MODEL CORPUS_DIR METRICS_DIR ROLE OUTPUT_DIR VERSION
+    python scripts/specialize.py MODEL CORPUS_DIR METRICS_DIR ROLE OUTPUT_DIR VERSION [NAME]
 
 ROLE is ``source`` or ``target``; its domain (from ``CORPUS_DIR/pair.json``)
 becomes the pipeline's ``default_domain``, so plain ``nlp(text)`` uses that
 specialty's CRF head, while the other heads stay reachable through
-``doc._.ladtl_domain``. The meta gets the name ``ladtl_<domain>``, VERSION, a
+``doc._.ladtl_domain``. The meta gets the name NAME (default ``ladtl_<domain>``), VERSION, a
 description, the corpora with their origin and licence, the domain's test
 scores (``METRICS_DIR/<role>_test.json``) and a requirement on spacy-ladtl, whose
 entry points let ``spacy.load`` find the ``ladtl_ner`` factory.
 """
 import sys
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import spacy
 import srsly
@@ -45,7 +45,7 @@ def licenses_text(pair: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def specialize(model: Path, corpus_dir: Path, metrics_dir: Path, role: str, output_dir: Path, version: str) -> None:
+def specialize(model: Path, corpus_dir: Path, metrics_dir: Path, role: str, output_dir: Path, version: str, name: Optional[str] = None) -> None:
     pair = srsly.read_json(corpus_dir / "pair.json")
     if role not in pair["domains"]:
         msg.fail(f"ROLE must be one of {sorted(pair['domains'])}, got {role!r}.", exits=1)
@@ -55,13 +55,14 @@ def specialize(model: Path, corpus_dir: Path, metrics_dir: Path, role: str, outp
     ner = nlp.get_pipe("ladtl_ner")
     entry = pair["domains"][role]
     others = ", ".join(pair["domains"][r]["name"] for r in other_roles)
+    encoder = "transformer encoder" if "transformer" in nlp.pipe_names else "shared BiLSTM encoder"
     nlp.meta.update(
         {
-            "name": f"ladtl_{domain}",
+            "name": name or f"ladtl_{domain}",
             "version": version,
             "description": (
                 f"La-DTL named-entity recognizer for {domain}: {entry['description']}. Trained with "
-                f"spacy-ladtl (shared BiLSTM encoder, one CRF per domain, La-MMD + CRF-L2 transfer) on "
+                f"spacy-ladtl ({encoder}, one CRF per domain, La-MMD + CRF-L2 transfer) on "
                 f"{pair['domains']['source']['name']} -> {pair['domains']['target']['name']}. "
                 f"Unmarked docs use the {domain} head; set doc._.ladtl_domain to use another ({others})."
             ),
@@ -80,8 +81,9 @@ def specialize(model: Path, corpus_dir: Path, metrics_dir: Path, role: str, outp
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 7:
+    if len(sys.argv) not in (7, 8):
         print(__doc__)
         sys.exit(2)
-    model_arg, corpus_arg, metrics_arg, role_arg, output_arg, version_arg = sys.argv[1:]
-    specialize(Path(model_arg), Path(corpus_arg), Path(metrics_arg), role_arg, Path(output_arg), version_arg)
+    model_arg, corpus_arg, metrics_arg, role_arg, output_arg, version_arg = sys.argv[1:7]
+    name_arg = sys.argv[7] if len(sys.argv) == 8 else None
+    specialize(Path(model_arg), Path(corpus_arg), Path(metrics_arg), role_arg, Path(output_arg), version_arg, name_arg)

@@ -1,0 +1,133 @@
+"""Turn the benchmark's result JSONs into a Markdown table (pairs x methods) and an F1-vs-rate plot.
+
+Usage (from project/):
+    python scripts/benchmark_compare.py [--results benchmarks/results] [--plan benchmark.yml]
+        [--output benchmarks/RESULTS.md] [--plot benchmarks/sampling_curve.png]
+
+Cells are target **test** entity F1, mean ± std over the seeds found (n in
+brackets when fewer than the plan's seeds); the best mean of each row is bold.
+Checkpoints were chosen on target dev by the runs themselves. The plot needs
+matplotlib (``pip install -e .[bench]``); without it only the table is written.
+"""
+import argparse
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+import srsly
+
+PROJECT = Path(__file__).resolve().parents[1]
+Key = Tuple[str, float]
+
+
+def load_results(results: Path) -> Dict[Key, Dict[str, List[Dict[str, Any]]]]:
+    """{(pair, rate): {method: [run records]}}."""
+    table: Dict[Key, Dict[str, List[Dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for path in sorted(results.glob("*/*/*.json")):
+        record = srsly.read_json(path)
+        table[(record["pair"], float(record["rate"]))][record["method"]].append(record)
+    return table
+
+
+def mean_std(values: List[float]) -> Tuple[float, float]:
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def cell(runs: List[Dict[str, Any]], n_seeds: int, best: bool) -> str:
+    mean, std = mean_std([100 * r["test"]["ents_f"] for r in runs])
+    text = f"{mean:.2f} ± {std:.2f}"
+    if best:
+        text = f"**{text}**"
+    return text + (f" (n={len(runs)})" if len(runs) < n_seeds else "")
+
+
+def markdown_table(table, plan: Dict[str, Any]) -> str:
+    methods = [m for m in plan["methods"] if any(m in row for row in table.values())]
+    n_seeds = len(plan["seeds"])
+    lines = ["| pair | target rate | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
+    for (pair, rate) in sorted(table, key=lambda k: (list(plan["pairs"]).index(k[0]) if k[0] in plan["pairs"] else 99, k[1])):
+        row = table[(pair, rate)]
+        means = {m: mean_std([r["test"]["ents_f"] for r in row[m]])[0] for m in methods if row.get(m)}
+        best = max(means.values()) if means else None
+        cells = [cell(row[m], n_seeds, means[m] == best) if row.get(m) else "–" for m in methods]
+        lines.append(f"| {pair} | {rate:.0%} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def notes(table, plan: Dict[str, Any]) -> str:
+    lines = ["", "Notes:", ""]
+    runs = [r for row in table.values() for method_runs in row.values() for r in method_runs]
+    budgets = sorted({json.dumps(r["budget"], sort_keys=True) for r in runs})
+    seeds = sorted({r["seed"] for r in runs})
+    lines.append(
+        f"- Target test entity F1 (%), mean ± std over the seeds run ({seeds}; the plan has {plan['seeds']}); "
+        f"checkpoints chosen on target dev; training budget of the runs: {'; '.join(budgets)} "
+        f"(the same for every method); target subsample seed {plan['budget']['subsample_seed']}."
+    )
+    wall = sum(r["wall_seconds"] for r in runs)
+    lines.append(f"- {len(runs)} runs, {wall / 3600:.1f} h of training wall time in all ({runs[0]['machine']['platform']}, "
+                 f"{runs[0]['machine']['torch_threads']} torch threads).")
+    for ref in plan.get("references", []):
+        published = ", ".join(f"{k} {v}" for k, v in ref.items() if k not in ("pair", "rate", "source"))
+        lines.append(f"- Published ({ref['pair']}, {ref['rate']:.0%} target): {published} — {ref['source']}.")
+    missing = [p for p in plan["pairs"] if not any(k[0] == p for k in table)]
+    if missing:
+        lines.append(f"- Not run yet: {', '.join(missing)}.")
+    return "\n".join(lines)
+
+
+def plot_curve(table, plan: Dict[str, Any], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed (pip install -e .[bench]): no plot written")
+        return False
+    curve = plan["curve"]
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for method in curve["methods"]:
+        points = sorted(
+            (rate, mean_std([100 * r["test"]["ents_f"] for r in row[method]]))
+            for (pair, rate), row in table.items()
+            if pair == curve["pair"] and row.get(method)
+        )
+        if points:
+            rates = [100 * p[0] for p in points]
+            ax.errorbar(rates, [p[1][0] for p in points], yerr=[p[1][1] for p in points], marker="o", capsize=3, label=method)
+    ax.set_xlabel("target training data used (%)")
+    ax.set_ylabel("target test F1 (%)")
+    ax.set_title(f"{curve['pair']}: F1 vs sampling rate")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    return True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", type=Path, default=PROJECT / "benchmarks" / "results")
+    parser.add_argument("--plan", type=Path, default=PROJECT / "benchmark.yml")
+    parser.add_argument("--output", type=Path, default=PROJECT / "benchmarks" / "RESULTS.md")
+    parser.add_argument("--plot", type=Path, default=PROJECT / "benchmarks" / "sampling_curve.png")
+    args = parser.parse_args()
+    plan = srsly.read_yaml(args.plan)
+    table = load_results(args.results)
+    if not table:
+        raise SystemExit(f"✘ no result JSONs under {args.results}: run scripts/benchmark_run.py first")
+    text = "# Accuracy benchmark\n\n" + markdown_table(table, plan) + "\n" + notes(table, plan) + "\n"
+    if plot_curve(table, plan, args.plot):
+        text += f"\n![F1 vs sampling rate]({args.plot.name})\n"
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text, encoding="utf-8")
+    print(text)
+    print(f"✔ Saved {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,237 @@
+"""Run the accuracy benchmark of benchmark.yml: every (pair, method, rate, seed), resumably.
+
+Usage (from project/):
+    python scripts/benchmark_run.py [--data-dir ../../shared/data] [--pairs P,..] [--methods M,..]
+        [--seeds 0,1,2] [--rates 0.1,..] [--max-steps N] [--dry-run] [--keep-models]
+
+Each run writes ``benchmarks/results/<pair>/<method>/rate<rate>-seed<seed>.json``
+(dev and test P/R/F overall and per type, steps, epochs, wall time, the exact
+commands and the config's sha256) and is skipped when that file exists: stop it
+any time and start it again. Work files (converted corpora, models) go to
+``benchmarks/work/`` and models are deleted after scoring unless --keep-models.
+Run it unattended with e.g. ``nohup python scripts/benchmark_run.py ... > bench.log &``.
+"""
+import argparse
+import hashlib
+import importlib.util
+import json
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import spacy
+import srsly
+import torch
+from spacy.training import Corpus
+
+from spacy_ladtl.cli.evaluate import evaluate_domain
+from spacy_ladtl.sampling import subsample, write_docs
+
+PROJECT = Path(__file__).resolve().parents[1]
+LADTL_CONFIG = PROJECT.parent / "configs" / "ladtl_bilstm.cfg"
+_spec = importlib.util.spec_from_file_location("prepare_pair", PROJECT / "scripts" / "prepare_pair.py")
+prepare_pair = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(prepare_pair)
+
+
+def as_list(text: Optional[str], cast=str) -> Optional[List[Any]]:
+    """"a,b" -> [a, b]; None or "all" -> None (everything in the plan)."""
+    return None if text in (None, "all") else [cast(item) for item in text.split(",") if item]
+
+
+def rate_name(rate: float) -> str:
+    return f"{rate:g}"
+
+
+def result_path(results: Path, pair: str, method: str, rate: float, seed: int) -> Path:
+    return results / pair / method / f"rate{rate_name(rate)}-seed{seed}.json"
+
+
+def run_logged(command: List[str], log_path: Path) -> float:
+    """Run ``command``, teeing nothing but writing its output to ``log_path``; return wall seconds."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    with open(log_path, "w", encoding="utf-8") as log:
+        log.write("$ " + " ".join(command) + "\n")
+        log.flush()
+        result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT)
+    if result.returncode != 0:
+        tail = log_path.read_text(encoding="utf-8")[-3000:]
+        raise RuntimeError(f"command failed ({result.returncode}), log {log_path}:\n{tail}")
+    return time.time() - start
+
+
+def last_epoch_and_step(log_path: Path) -> Dict[str, int]:
+    """The last (epoch, step) row of spaCy's training table."""
+    rows = re.findall(r"^\s*(\d+)\s+(\d+)\s+[\d.]", log_path.read_text(encoding="utf-8"), flags=re.M)
+    return {"epochs": int(rows[-1][0]), "steps": int(rows[-1][1])} if rows else {"epochs": 0, "steps": 0}
+
+
+def train_command(config: Path, output: Path, lang: str, seed: int, budget: Dict[str, Any], overrides: Dict[str, Any]) -> List[str]:
+    command = [sys.executable, "-m", "spacy", "train", str(config), "--output", str(output), "--nlp.lang", lang,
+               "--system.seed", str(seed), "--training.max_steps", str(budget["max_steps"]),
+               "--training.eval_frequency", str(budget["eval_frequency"]), "--training.patience", str(budget["patience"])]
+    for key, value in overrides.items():
+        command += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]
+    return command
+
+
+def ladtl_overrides(domains: Dict[str, str], target: str, dev: str, label_map: Dict[str, str]) -> Dict[str, Any]:
+    return {
+        "components.ladtl_ner.model.domains": list(domains),
+        "components.ladtl_ner.target_domain": target,
+        "components.ladtl_ner.label_map": label_map,
+        "corpora.train.paths": domains,
+        "corpora.dev.paths": {target: dev},
+    }
+
+
+def score_ladtl(model: Path, data: Path, domain: str) -> Dict[str, Any]:
+    scores = evaluate_domain(str(model), data, domain)
+    return {k: scores[k] for k in ("ents_p", "ents_r", "ents_f", "ents_per_type")}
+
+
+def score_spacy(model: Path, data: Path) -> Dict[str, Any]:
+    nlp = spacy.load(model)
+    scores = nlp.evaluate(list(Corpus(data)(nlp)))
+    return {k: scores[k] for k in ("ents_p", "ents_r", "ents_f", "ents_per_type")}
+
+
+def run_one(plan: Dict[str, Any], pair_name: str, method_name: str, rate: float, seed: int, corpus: Path,
+            work: Path, budget: Dict[str, Any]) -> Dict[str, Any]:
+    """Train and score one run; return its result record."""
+    pair, method = plan["pairs"][pair_name], plan["methods"][method_name]
+    source, target, lang = pair["source"], pair["target"], pair.get("lang", "en")
+    label_map = pair.get("label_map", {})
+    target_train = str(corpus / f"target_train_r{rate_name(rate)}.spacy")
+    source_train, source_dev = str(corpus / "source_train.spacy"), str(corpus / "source_dev.spacy")
+    dev, test = corpus / "target_dev.spacy", corpus / "target_test.spacy"
+    out = work / "runs" / f"{method_name}-rate{rate_name(rate)}-seed{seed}"
+    shutil.rmtree(out, ignore_errors=True)
+    commands, wall = [], 0.0
+    kind = method["kind"]
+    if kind in ("ladtl", "target", "retrain"):
+        if kind == "ladtl":
+            overrides = {**ladtl_overrides({source: source_train, target: target_train}, target, str(dev), label_map), **method.get("overrides", {})}
+        else:
+            overrides = ladtl_overrides({target: target_train}, target, str(dev), {})
+        if kind == "retrain":
+            pre = out / "source_only"
+            pre_cmd = train_command(LADTL_CONFIG, pre, lang, seed, budget, ladtl_overrides({source: source_train}, source, source_dev, {}))
+            wall += run_logged(pre_cmd, out / "source_only.log")
+            commands.append(pre_cmd)
+            overrides["initialize.after_init"] = {"@callbacks": "spacy-ladtl.init_encoder_from.v1", "path": str(pre / "model-best")}
+        cmd = train_command(LADTL_CONFIG, out, lang, seed, budget, overrides)
+        wall += run_logged(cmd, out / "train.log")
+        commands.append(cmd)
+        dev_scores, test_scores = score_ladtl(out / "model-best", dev, target), score_ladtl(out / "model-best", test, target)
+    elif kind == "spacy":
+        if method["data"] == "target":
+            train_path = target_train
+        else:  # spaCy's Corpus reads every .spacy file of a directory
+            concat = out / "train"
+            concat.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source_train, concat / "source.spacy")
+            shutil.copyfile(target_train, concat / "target.spacy")
+            train_path = str(concat)
+        cmd = train_command(PROJECT / method["config"], out, lang, seed, budget, {"paths.train": train_path, "paths.dev": str(dev)})
+        wall += run_logged(cmd, out / "train.log")
+        commands.append(cmd)
+        dev_scores, test_scores = score_spacy(out / "model-best", dev), score_spacy(out / "model-best", test)
+    else:
+        raise ValueError(f"benchmark.yml: method {method_name} has unknown kind {kind!r}")
+    config_text = (out / "model-best" / "config.cfg").read_text(encoding="utf-8")
+    return {
+        "pair": pair_name, "source": source, "target": target, "method": method_name, "kind": kind,
+        "rate": rate, "seed": seed, "subsample_seed": budget["subsample_seed"],
+        "dev": dev_scores, "test": test_scores, **last_epoch_and_step(out / "train.log"),
+        "budget": {k: budget[k] for k in ("max_steps", "eval_frequency", "patience")},
+        "wall_seconds": round(wall, 1),
+        "commands": [" ".join(c) for c in commands],
+        "config_sha256": hashlib.sha256(config_text.encode("utf-8")).hexdigest(),
+        "machine": {"platform": platform.platform(), "torch_threads": torch.get_num_threads(), "python": platform.python_version()},
+        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }, out
+
+
+def prepare_corpus(plan: Dict[str, Any], pair_name: str, catalog: Path, data_dir: str, work: Path, rates: List[float], budget: Dict[str, Any]) -> Path:
+    corpus = work / "corpus"
+    if not (corpus / "pair.json").exists():
+        pair = plan["pairs"][pair_name]
+        prepare_pair.prepare(catalog, data_dir, pair["source"], pair["target"], corpus)
+    for rate in rates:
+        out = corpus / f"target_train_r{rate_name(rate)}.spacy"
+        if not out.exists():
+            docs, manifest = subsample(corpus / "target_train_full.spacy", rate, budget["subsample_seed"])
+            write_docs(out, docs)
+            srsly.write_json(out.with_suffix(".manifest.json"), manifest)
+    return corpus
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--plan", type=Path, default=PROJECT / "benchmark.yml")
+    parser.add_argument("--catalog", type=Path, default=PROJECT / "corpora.yml")
+    parser.add_argument("--data-dir", default="../../shared/data")
+    parser.add_argument("--results", type=Path, default=PROJECT / "benchmarks" / "results")
+    parser.add_argument("--work", type=Path, default=PROJECT / "benchmarks" / "work")
+    parser.add_argument("--pairs"), parser.add_argument("--methods"), parser.add_argument("--seeds"), parser.add_argument("--rates")
+    parser.add_argument("--max-steps", type=int, help="override the plan's budget (quick trials; results then go to --results)")
+    parser.add_argument("--dry-run", action="store_true", help="list the runs still to do and stop")
+    parser.add_argument("--keep-models", action="store_true")
+    args = parser.parse_args()
+    plan = srsly.read_yaml(args.plan)
+    budget = dict(plan["budget"])
+    if args.max_steps:
+        budget["max_steps"] = args.max_steps
+    pairs = as_list(args.pairs) or list(plan["pairs"])
+    methods = as_list(args.methods) or list(plan["methods"])
+    seeds = as_list(args.seeds, int) or plan["seeds"]
+    for name in pairs + methods:
+        if name not in plan["pairs"] and name not in plan["methods"]:
+            sys.exit(f"✘ {args.plan}: no pair or method named {name!r}")
+    todo = []
+    curve = plan.get("curve", {})
+    for pair_name in pairs:
+        planned = [(rate, method) for rate in plan["pairs"][pair_name].get("rates", plan["rates"]) for method in methods]
+        if pair_name == curve.get("pair"):
+            planned += [(rate, method) for rate in curve["rates"] for method in methods if method in curve["methods"]]
+        # seed-major order: a partial benchmark still covers every method once
+        for seed in seeds:
+            for rate, method in planned:
+                if args.rates and rate not in as_list(args.rates, float):
+                    continue
+                if not result_path(args.results, pair_name, method, rate, seed).exists():
+                    todo.append((pair_name, method, rate, seed))
+    print(f"{len(todo)} run(s) to do; results in {args.results}", flush=True)
+    for i, (pair_name, method, rate, seed) in enumerate(todo, start=1):
+        print(f"[{i}/{len(todo)}] {pair_name} {method} rate={rate_name(rate)} seed={seed}", flush=True)
+    if args.dry_run:
+        return
+    for i, (pair_name, method, rate, seed) in enumerate(todo, start=1):
+        work = args.work / pair_name
+        rates = sorted({r for p, _, r, _ in todo if p == pair_name})
+        corpus = prepare_corpus(plan, pair_name, args.catalog, args.data_dir, work, rates, budget)
+        start = time.time()
+        try:
+            record, out = run_one(plan, pair_name, method, rate, seed, corpus, work, budget)
+        except RuntimeError as err:
+            print(f"✘ [{i}/{len(todo)}] {pair_name} {method} rate={rate_name(rate)} seed={seed} failed: {err}", flush=True)
+            continue
+        path = result_path(args.results, pair_name, method, rate, seed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(path, record)
+        if not args.keep_models:
+            shutil.rmtree(out, ignore_errors=True)
+        print(f"✔ [{i}/{len(todo)}] {pair_name} {method} rate={rate_name(rate)} seed={seed}: "
+              f"dev F {100 * record['dev']['ents_f']:.2f}, test F {100 * record['test']['ents_f']:.2f} "
+              f"({time.time() - start:.0f} s) -> {path}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -178,10 +178,10 @@ def main() -> None:
     parser.add_argument("--plan", type=Path, default=PROJECT / "benchmark.yml")
     parser.add_argument("--catalog", type=Path, default=PROJECT / "corpora.yml")
     parser.add_argument("--data-dir", default="../../shared/data")
-    parser.add_argument("--results", type=Path, default=PROJECT / "benchmarks" / "results")
+    parser.add_argument("--results", type=Path, help="default: benchmarks/results (benchmarks/results-steps<N> with --max-steps)")
     parser.add_argument("--work", type=Path, default=PROJECT / "benchmarks" / "work")
     parser.add_argument("--pairs"), parser.add_argument("--methods"), parser.add_argument("--seeds"), parser.add_argument("--rates")
-    parser.add_argument("--max-steps", type=int, help="override the plan's budget (quick trials; results then go to --results)")
+    parser.add_argument("--max-steps", type=int, help="override the plan's budget (results go to their own folder)")
     parser.add_argument("--dry-run", action="store_true", help="list the runs still to do and stop")
     parser.add_argument("--keep-models", action="store_true")
     args = parser.parse_args()
@@ -189,6 +189,9 @@ def main() -> None:
     budget = dict(plan["budget"])
     if args.max_steps:
         budget["max_steps"] = args.max_steps
+    if args.results is None:
+        suffix = f"-steps{args.max_steps}" if args.max_steps else ""
+        args.results = PROJECT / "benchmarks" / f"results{suffix}"
     pairs = as_list(args.pairs) or list(plan["pairs"])
     methods = as_list(args.methods) or list(plan["methods"])
     seeds = as_list(args.seeds, int) or plan["seeds"]

@@ -19,9 +19,9 @@ from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
 from .domains import example_domain
 from .layers import EncodedBatch, domain_heads_of
-from .objective import TagMatch, TransferSettings, ladtl_loss, match_domains
+from .objective import TagMatch, TransferSettings, gold_tag_ids, ladtl_loss, match_domains
 from .scorer import ladtl_ner_score
-from .tags import OUTSIDE, biluo_to_scheme, make_tags, scheme_to_biluo
+from .tags import make_tags, scheme_to_biluo
 
 default_model_config = """
 [model]
@@ -395,22 +395,15 @@ class LaDTLEntityRecognizer(TrainablePipe):
 
     def _gold_tag_ids(self, examples: Sequence[Example], batch: EncodedBatch) -> torch.Tensor:
         """(B, T) gold tag ids, each in its own domain's tag set; misaligned tokens count as O."""
-        gold = torch.zeros(batch.mask.shape, dtype=torch.long)
-        tag_index = [{tag: i for i, tag in enumerate(self.tag_sets[d])} for d in self.domains]
-        scheme = self.tag_scheme
-        for row, (eg, domain_id) in enumerate(zip(examples, batch.domain_ids.tolist())):
-            index = tag_index[domain_id]
-            biluo = eg.get_aligned_ner()
-            ids = []
-            for tag in biluo:
-                tag = OUTSIDE if tag in (None, "-", "") else biluo_to_scheme(tag, scheme)
-                if tag not in index:
-                    raise ValueError(
-                        f"[{self.name}] tag {tag!r} in domain {self.domains[domain_id]!r} was not seen at "
-                        f"initialize (known tags: {list(index)}). Re-run initialize on data with this label."
-                    )
-                ids.append(index[tag])
-            gold[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        gold = gold_tag_ids(
+            examples,
+            batch.domain_ids.tolist(),
+            [self.tag_sets[d] for d in self.domains],
+            self.tag_scheme,
+            tuple(batch.mask.shape),
+            domains=self.domains,
+            name=self.name,
+        )
         return gold.to(batch.mask.device)
 
     def _loss_terms(self, examples: Sequence[Example], batch: EncodedBatch) -> Dict[str, torch.Tensor]:

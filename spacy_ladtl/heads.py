@@ -49,8 +49,11 @@ class DomainHeads(nn.Module):
 
     def decode(self, hidden: torch.Tensor, mask: torch.Tensor, domain_ids: torch.Tensor) -> torch.Tensor:
         """Decode every sentence with its domain's head, (B, T)."""
+        present = domain_ids.unique().tolist()
+        if len(present) == 1:  # the usual case at inference: no (B, T, nI) gather copy
+            return self.heads[present[0]].decode(hidden, mask)
         paths = torch.zeros(mask.shape, dtype=torch.long, device=hidden.device)
-        for index in domain_ids.unique().tolist():
+        for index in present:
             rows = (domain_ids == index).nonzero(as_tuple=True)[0]
             paths[rows] = self.heads[index].decode(hidden[rows], mask[rows])
         return paths

@@ -9,7 +9,7 @@
 All functions are pure torch, differentiable, and return finite values for
 empty inputs.
 """
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -41,14 +41,62 @@ def _sq_dists(x: Tensor, y: Tensor) -> Tensor:
     return (xx + yy - 2.0 * (x @ y.transpose(0, 1))).clamp_min(0.0)
 
 
+class _SelfSqDists(torch.autograd.Function):
+    """``_sq_dists(z, z)`` with a one-matmul backward.
+
+    The gradient of ``sum_ij G_ij d2_ij`` is ``2 (diag(S 1) zc - S zc)`` with
+    ``S = G + G^T`` (``zc`` = z minus its detached mean), where autograd would
+    differentiate both operands of ``zc @ zc^T``.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, z: Tensor) -> Tensor:  # type: ignore[override]
+        zc = z - z.mean(0, keepdim=True)
+        sq = (zc * zc).sum(1, keepdim=True)
+        raw = torch.addmm(sq + sq.transpose(0, 1), zc, zc.transpose(0, 1), alpha=-2.0)
+        keep = raw >= 0.0  # clamp_min's gradient mask
+        ctx.save_for_backward(zc, keep)
+        return raw.clamp_min_(0.0)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> Tensor:  # type: ignore[override]
+        zc, keep = ctx.saved_tensors
+        g = grad * keep
+        sym = g + g.transpose(0, 1)
+        return 2.0 * (sym.sum(1, keepdim=True) * zc - sym @ zc)
+
+
+def _self_sq_dists(z: Tensor) -> Tensor:
+    """Pairwise squared distances of ``z`` (N, d) with itself, as ``_sq_dists(z, z)``."""
+    if z.shape[0] == 0:
+        return _sq_dists(z, z)
+    return _SelfSqDists.apply(z)
+
+
 def _kernel_from_sq_dists(
     d2: Tensor, bandwidth: Tensor, n_kernels: int, kernel_mul: float
 ) -> Tensor:
-    """Multi-bandwidth Gaussian kernel sum from squared distances."""
+    """Multi-bandwidth Gaussian kernel sum from squared distances.
+
+    For an integer ``kernel_mul`` >= 2 the bandwidths are ``bw_max / m**j``, so
+    ``exp(-d2 / bw_j) = u ** (m**j)`` with ``u = exp(-d2 / bw_max)``: one ``exp``
+    and repeated powers (squarings for m = 2) instead of ``n_kernels`` exps over a
+    (n_kernels, Nx, Ny) stack.
+    """
+    mul = float(kernel_mul)
+    bandwidth = torch.as_tensor(bandwidth, device=d2.device, dtype=d2.dtype)
+    if n_kernels >= 1 and mul >= 2.0 and mul == int(mul):
+        m = int(mul)
+        bw_max = bandwidth * (mul ** (n_kernels - 1 - n_kernels // 2))
+        term = torch.exp(d2 / -bw_max)
+        total = term
+        for _ in range(n_kernels - 1):
+            term = term * term if m == 2 else term**m
+            total = total + term
+        return total
     exps = torch.arange(n_kernels, device=d2.device, dtype=d2.dtype) - (n_kernels // 2)
-    bws = torch.as_tensor(bandwidth, device=d2.device, dtype=d2.dtype) * (
-        float(kernel_mul) ** exps
-    )
+    bws = bandwidth * (mul**exps)
     # (n_kernels, Nx, Ny) -> (Nx, Ny)
     return torch.exp(-d2.unsqueeze(0) / bws.view(-1, 1, 1)).sum(0)
 
@@ -85,6 +133,34 @@ def median_bandwidth(z: Tensor) -> Tensor:
     return d2.median().clamp_min(_BANDWIDTH_FLOOR)
 
 
+def _median_from_sq_dists(d2: Tensor, z: Tensor) -> Tensor:
+    """:func:`median_bandwidth` of ``z`` from its matmul squared distances ``d2`` (N, N).
+
+    Saves the exact O(N^2 d) ``cdist``: pairs the matmul formula puts near zero
+    (where its rounding noise could hide coincident points) are recomputed
+    exactly, so coincident points still count as distance 0 and are left out.
+    Equal to :func:`median_bandwidth` up to float rounding.
+    """
+    z = z.detach()
+    one = torch.ones((), device=z.device, dtype=z.dtype)
+    n = z.shape[0]
+    if n < 2:
+        return one
+    d2 = d2.detach()
+    zc = z - z.mean(0, keepdim=True)
+    sq = (zc * zc).sum(1)
+    upper = torch.ones(n, n, dtype=torch.bool, device=z.device).triu_(1)
+    near = (d2 <= 1e-4 * (sq.unsqueeze(1) + sq.unsqueeze(0))) & upper
+    rows, cols = near.nonzero(as_tuple=True)
+    if rows.numel():
+        d2 = d2.clone()
+        d2[rows, cols] = ((zc[rows] - zc[cols]) ** 2).sum(1)
+    values = d2[upper & (d2 > 0)]
+    if values.numel() == 0:
+        return one
+    return values.median().clamp_min(_BANDWIDTH_FLOOR)
+
+
 def _zero_like_graph(*tensors: Tensor) -> Tensor:
     """A scalar zero that is connected to the graph of ``tensors``."""
     out = tensors[0].new_zeros(())
@@ -109,9 +185,10 @@ def mmd2(
     if n == 0 or m == 0:
         return _zero_like_graph(x, y)
     z = torch.cat([x, y], 0)
+    d2 = _self_sq_dists(z)
     if bandwidth is None:
-        bandwidth = median_bandwidth(z)
-    k = gaussian_kernel_sum(z, z, bandwidth, n_kernels, kernel_mul)
+        bandwidth = _median_from_sq_dists(d2, z)
+    k = _kernel_from_sq_dists(d2, bandwidth, n_kernels, kernel_mul)
     w = torch.cat([z.new_full((n,), 1.0 / n), z.new_full((m,), -1.0 / m)])
     return (w @ k @ w).clamp_min(0.0)
 
@@ -201,8 +278,8 @@ def la_mmd(
     idx_b, lab_b = idx_b[keep_b], lab_b[keep_b]
 
     z = torch.cat([h_a[idx_a], h_b[idx_b]], 0)
-    d2 = _sq_dists(z, z)
-    bw = median_bandwidth(z)
+    d2 = _self_sq_dists(z)  # one distance matrix for both the bandwidth and the kernel
+    bw = _median_from_sq_dists(d2, z)
     k = _kernel_from_sq_dists(d2, bw, n_kernels, kernel_mul)
 
     inv_a = 1.0 / n_a.clamp_min(1).to(dtype)

@@ -8,14 +8,18 @@ and cells of the two heads. Lr, the L2 regularisation gamma, is the optimizer's
 ``L2`` setting in ``[training.optimizer]``.
 """
 from dataclasses import dataclass, field
+from functools import lru_cache
 from itertools import combinations
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
+import numpy
 import torch
+from spacy.attrs import ORTH
+from spacy.training import Example
 
 from .layers import EncodedBatch
 from .losses import crf_l2, la_mmd, marginal_mmd
-from .tags import OUTSIDE, match_tags
+from .tags import OUTSIDE, biluo_to_scheme, match_tags
 
 MMD_MODES = ("label_aware", "marginal", "none")
 
@@ -125,3 +129,101 @@ def _pair_mmd(
         n_kernels=settings.mmd_kernels,
     )
     return total
+
+
+# --------------------------------------------------------------------------
+# Gold tag ids of a batch
+# --------------------------------------------------------------------------
+
+_BILUO = ("B", "I", "L", "U")
+
+
+@lru_cache(maxsize=64)
+def _tag_index(tags: Tuple[str, ...]) -> Dict[str, int]:
+    return {tag: i for i, tag in enumerate(tags)}
+
+
+def _unknown_tag(name: str, tag: str, domain: str, index: Dict[str, int]) -> ValueError:
+    return ValueError(
+        f"[{name}] tag {tag!r} in domain {domain!r} was not seen at "
+        f"initialize (known tags: {list(index)}). Re-run initialize on data with this label."
+    )
+
+
+def _aligned_ids(eg: Example, index: Dict[str, int], scheme: str, name: str, domain: str) -> List[int]:
+    """Per-token reference path: ``eg.get_aligned_ner()`` mapped to tag ids (None/'-' -> O)."""
+    ids = []
+    for tag in eg.get_aligned_ner():
+        tag = OUTSIDE if tag in (None, "-", "") else biluo_to_scheme(tag, scheme)
+        if tag not in index:
+            raise _unknown_tag(name, tag, domain, index)
+        ids.append(index[tag])
+    return ids
+
+
+def _identity_aligned(eg: Example) -> bool:
+    """Predicted and reference docs have the same tokens (one ORTH array comparison)."""
+    x, y = eg.predicted, eg.reference
+    return len(x) == len(y) and bool(numpy.array_equal(x.to_array(ORTH), y.to_array(ORTH)))
+
+
+def _entity_ids(
+    eg: Example, index: Dict[str, int], scheme: str, name: str, domain: str, out: numpy.ndarray
+) -> None:
+    """Write the tag ids of the reference entities into ``out`` (already O), one slice per entity.
+
+    Only for identity-aligned examples, where ``get_aligned_ner`` is the BILUO
+    encoding of ``reference.ents`` and every other token is O (or missing -> O).
+    """
+    for ent in eg.reference.ents:
+        start, end, label = ent.start, ent.end, ent.label_
+        ids = []
+        for prefix in _BILUO:
+            tag = biluo_to_scheme(f"{prefix}-{label}", scheme)
+            if tag not in index:
+                raise _unknown_tag(name, tag, domain, index)
+            ids.append(index[tag])
+        b, i, l, u = ids
+        if end - start == 1:
+            out[start] = u
+        else:
+            out[start] = b
+            out[start + 1 : end - 1] = i
+            out[end - 1] = l
+
+
+def gold_tag_ids(
+    examples: Sequence[Example],
+    domain_ids: Sequence[int],
+    tag_sets: Sequence[Sequence[str]],
+    scheme: str,
+    shape: Tuple[int, int],
+    *,
+    domains: Optional[Sequence[str]] = None,
+    name: str = "ladtl_ner",
+) -> torch.Tensor:
+    """(B, T) gold tag ids, each row in its own domain's tag set; misaligned tokens count as O.
+
+    Same result (and errors) as mapping ``eg.get_aligned_ner()`` token by token,
+    but when an Example's predicted and reference tokens are identical (the
+    usual case in training) it writes one numpy slice per entity instead of
+    building Token objects and tag strings for every token.
+    tag_sets: the tags of each domain, by domain index; domains: their names
+    (for error messages).
+    """
+    gold = numpy.zeros(shape, dtype=numpy.int64)
+    indexes = [_tag_index(tuple(tags)) for tags in tag_sets]
+    names = list(domains) if domains is not None else [str(i) for i in range(len(tag_sets))]
+    outside = [index.get(OUTSIDE) for index in indexes]
+    for row, (eg, domain_id) in enumerate(zip(examples, domain_ids)):
+        index, domain = indexes[domain_id], names[domain_id]
+        n = len(eg.predicted)
+        if _identity_aligned(eg):
+            if outside[domain_id] is None:
+                raise _unknown_tag(name, OUTSIDE, domain, index)
+            ids = gold[row, :n]
+            ids.fill(outside[domain_id])
+            _entity_ids(eg, index, scheme, name, domain, ids)
+        else:
+            gold[row, :n] = _aligned_ids(eg, index, scheme, name, domain)
+    return torch.from_numpy(gold)

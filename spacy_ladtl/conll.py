@@ -435,9 +435,12 @@ def convert_conll_file(
     path: PathLike, options: ConversionOptions, vocab: Optional[Vocab] = None
 ) -> Tuple[List[Doc], ConversionStats]:
     """Read ``path`` and return its Docs and counts (the scheme is detected if ``auto``)."""
-    if options.scheme not in SCHEMES:
-        raise ValueError(f"scheme must be one of {SCHEMES}, got {options.scheme!r}")
-    sentences = list(
+    return convert_sequences(read_sequences(path, options), options, vocab, where=str(path))
+
+
+def read_sequences(path: PathLike, options: ConversionOptions) -> List[Tuple[List[str], List[str]]]:
+    """All (words, tags) sequences of ``path``, read with ``options``' column and encoding settings."""
+    return list(
         read_conll(
             path,
             token_column=options.token_column,
@@ -447,13 +450,24 @@ def convert_conll_file(
             strip_token_suffix_digit=options.strip_token_suffix_digit,
         )
     )
+
+
+def convert_sequences(
+    sequences: Sequence[Tuple[Sequence[str], Sequence[str]]],
+    options: ConversionOptions,
+    vocab: Optional[Vocab] = None,
+    where: str = "<sequences>",
+) -> Tuple[List[Doc], ConversionStats]:
+    """Turn (words, tags) sequences into Docs and counts; ``where`` names them in errors."""
+    if options.scheme not in SCHEMES:
+        raise ValueError(f"scheme must be one of {SCHEMES}, got {options.scheme!r}")
     scheme = options.scheme
     if scheme == "auto":
-        scheme = detect_scheme(tags for _, tags in sentences)
+        scheme = detect_scheme(tags for _, tags in sequences)
     resolved = replace(options, scheme=scheme)
     stats = ConversionStats(scheme=scheme)
     try:
-        docs = list(sentences_to_docs(vocab or Vocab(), sentences, resolved, stats))
+        docs = list(sentences_to_docs(vocab or Vocab(), sequences, resolved, stats))
     except ValueError as err:
-        raise ConllFormatError(f"{path}: {err}. Fix: pass the right --scheme.") from None
+        raise ConllFormatError(f"{where}: {err}. Fix: pass the right --scheme.") from None
     return docs, stats

@@ -18,23 +18,14 @@ the command was started in (``$PWD``), so ``spacy project run full project/
 import os
 import random
 import sys
-from dataclasses import fields, replace
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Dict, List, NoReturn, Tuple
 
 import srsly
-from spacy.tokens import Doc, DocBin
-from spacy.vocab import Vocab
+from spacy.tokens import DocBin
 
-from spacy_ladtl.conll import (
-    ConllFormatError,
-    ConversionOptions,
-    ConversionStats,
-    detect_scheme,
-    parse_label_map,
-    read_conll,
-    sentences_to_docs,
-)
+from spacy_ladtl.conll import ConllFormatError, ConversionOptions, convert_sequences, parse_label_map, read_sequences
 
 SPLITS = ("train", "dev", "test")
 REQUIRED_SPLITS = ("train", "dev")
@@ -82,20 +73,10 @@ def conversion_options(name: str, entry: Dict[str, Any]) -> ConversionOptions:
     return ConversionOptions(domain=name, **options)
 
 
-def read_sequences(path: Path, options: ConversionOptions) -> Sequences:
+def read_file(path: Path, options: ConversionOptions) -> Sequences:
     if not path.is_file():
         fail(f"Corpus file not found: {path}. Check data_dir and the catalog entry.")
-    return [
-        (list(words), list(tags))
-        for words, tags in read_conll(
-            path,
-            token_column=options.token_column,
-            tag_column=options.tag_column,
-            outside_tag=options.outside_tag,
-            encoding_errors=options.encoding_errors,
-            strip_token_suffix_digit=options.strip_token_suffix_digit,
-        )
-    ]
+    return read_sequences(path, options)
 
 
 def resplit(sequences: Sequences, sizes: Dict[str, float], seed: int, where: str) -> Dict[str, Sequences]:
@@ -116,24 +97,11 @@ def domain_sequences(name: str, entry: Dict[str, Any], data_dir: Path, options: 
     splits: Dict[str, Sequences] = {}
     if "resplit" in entry:
         spec = entry["resplit"]
-        sequences = read_sequences(data_dir / spec["file"], options)
+        sequences = read_file(data_dir / spec["file"], options)
         splits.update(resplit(sequences, spec["sizes"], int(spec.get("seed", 0)), f"{name}.resplit"))
     for split, rel_path in entry.get("splits", {}).items():
-        splits[split] = read_sequences(data_dir / rel_path, options)
+        splits[split] = read_file(data_dir / rel_path, options)
     return splits
-
-
-def to_docs(sequences: Sequences, options: ConversionOptions, where: str) -> Tuple[List[Doc], ConversionStats]:
-    scheme = options.scheme
-    if scheme == "auto":
-        scheme = detect_scheme(tags for _, tags in sequences)
-    resolved = replace(options, scheme=scheme)
-    stats = ConversionStats(scheme=scheme)
-    try:
-        docs = list(sentences_to_docs(Vocab(), sequences, resolved, stats))
-    except ValueError as err:
-        raise ConllFormatError(f"{where}: {err}. Fix the scheme in the catalog entry.") from None
-    return docs, stats
 
 
 def prepare(catalog_path: Path, data_dir: str, source: str, target: str, output_dir: Path) -> Dict[str, Any]:
@@ -148,7 +116,7 @@ def prepare(catalog_path: Path, data_dir: str, source: str, target: str, output_
         options = conversion_options(name, entry)
         counts = {}
         for split, sequences in domain_sequences(name, entry, root, options).items():
-            docs, stats = to_docs(sequences, options, f"{name}/{split}")
+            docs, stats = convert_sequences(sequences, options, where=f"{name}/{split}")
             file_split = "train_full" if (role, split) == ("target", "train") else split
             out = output_dir / f"{role}_{file_split}.spacy"
             DocBin(store_user_data=True, docs=docs).to_disk(out)

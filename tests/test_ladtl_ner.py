@@ -41,6 +41,17 @@ def make_nlp(**config) -> Language:
     return nlp
 
 
+def make_trained_nlp(steps: int) -> Language:
+    """A small two-domain pipeline after ``steps`` updates on the module's data (seed 0)."""
+    fix_random_seed(0)
+    nlp = make_nlp()
+    train_examples = make_examples(nlp)
+    optimizer = nlp.initialize(get_examples=lambda: train_examples)
+    for _ in range(steps):
+        nlp.update(train_examples, sgd=optimizer)
+    return nlp
+
+
 @pytest.mark.parametrize(
     "registry_name,func_name",
     [
@@ -160,12 +171,7 @@ def test_overfitting_IO():
 
 
 def test_domain_routing_at_inference():
-    fix_random_seed(0)
-    nlp = make_nlp()
-    train_examples = make_examples(nlp)
-    optimizer = nlp.initialize(get_examples=lambda: train_examples)
-    for _ in range(40):
-        nlp.update(train_examples, sgd=optimizer)
+    nlp = make_trained_nlp(40)
     text = "dr smith saw the patient in boston"
     unmarked = nlp(text)  # default_domain = target
     assert {e.label_ for e in unmarked.ents} <= {"person", "location"}
@@ -177,12 +183,7 @@ def test_domain_routing_at_inference():
 
 def test_default_domain_comes_from_config_on_load(tmp_path):
     """A saved pipeline can be re-pointed at another head through the config (per-specialty packages)."""
-    fix_random_seed(0)
-    nlp = make_nlp()
-    train_examples = make_examples(nlp)
-    optimizer = nlp.initialize(get_examples=lambda: train_examples)
-    for _ in range(40):
-        nlp.update(train_examples, sgd=optimizer)
+    nlp = make_trained_nlp(40)
     nlp.to_disk(tmp_path)
     text = "Alice visited Paris last May ."
     as_target = spacy.load(tmp_path)
@@ -309,12 +310,7 @@ def test_three_domains_average_transfer_terms():
 
 def test_init_encoder_from_copies_the_shared_encoder_only(tmp_path):
     """The re-training baseline's callback copies the shared encoder's weights."""
-    fix_random_seed(0)
-    trained = make_nlp()
-    examples = make_examples(trained)
-    optimizer = trained.initialize(get_examples=lambda: examples)
-    for _ in range(5):
-        trained.update(examples, sgd=optimizer)
+    trained = make_trained_nlp(5)
     trained.to_disk(tmp_path / "trained")
     fresh = make_nlp()
     fresh.initialize(get_examples=lambda: make_examples(fresh))

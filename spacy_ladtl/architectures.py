@@ -1,4 +1,4 @@
-"""Thinc architectures: the La-DTL tagger and its default BiLSTM encoder."""
+"""Thinc architectures: the La-DTL tagger and its BiLSTM encoders (v1 padded, v2 packed)."""
 from typing import List
 
 from spacy.tokens import Doc
@@ -6,6 +6,7 @@ from spacy.util import registry
 from thinc.api import Dropout, Model, PyTorchLSTM, chain
 from thinc.types import Floats2d
 
+from .encoders import PackedBiLSTM
 from .layers import EncodedBatch, build_domain_heads_layer
 from .tags import check_scheme
 
@@ -37,3 +38,15 @@ def build_bilstm_encoder(
     dropout: applied to the LSTM input; spaCy sets it from [training] dropout.
     """
     return chain(Dropout(dropout), PyTorchLSTM(2 * hidden_size, width, bi=True, depth=depth))
+
+
+@registry.architectures("spacy-ladtl.BiLSTMEncoder.v2")
+def build_packed_bilstm_encoder(
+    width: int, hidden_size: int = 200, depth: int = 1, dropout: float = 0.5
+) -> Model[List[Floats2d], List[Floats2d]]:
+    """Word-level BiLSTM on packed sequences (batch-independent), output 2 * hidden_size.
+
+    width: the input (embedding) width.
+    dropout: applied to the LSTM input; spaCy sets it from [training] dropout.
+    """
+    return chain(Dropout(dropout), PackedBiLSTM(2 * hidden_size, width, depth=depth))

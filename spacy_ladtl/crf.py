@@ -289,7 +289,7 @@ def viterbi(emissions: Tensor, mask: Tensor, trans: Tensor, start: Tensor, end: 
     position, no argmax and no masking (padding gets zero emissions and
     each sentence is read at its own last position). Backpointers are recomputed
     while backtracking, for the chosen tag only: an argmax over K per sentence and
-    position (numpy on CPU). The arithmetic, and the first-index tie-breaking, are
+    position (in numpy, on any device). The arithmetic, and the first-index tie-breaking, are
     those of :func:`viterbi_reference`, so paths and scores are identical.
     """
     batch, length, k = emissions.shape
@@ -311,20 +311,12 @@ def viterbi(emissions: Tensor, mask: Tensor, trans: Tensor, start: Tensor, end: 
     last = mask.sum(1) - 1
     rows = torch.arange(batch, device=device)
     best_score, best_last = (scores[last, rows] + end).max(dim=1)
-    if device.type == "cpu":
-        return torch.from_numpy(_backtrack_numpy(scores, trans_t, last, best_last, mask)), best_score
-    paths = torch.zeros(batch, length, dtype=torch.long, device=device)
-    cur = best_last
-    for t in range(length - 1, -1, -1):
-        cur = torch.where(last == t, best_last, cur)
-        paths[:, t] = cur
-        if t > 0:
-            cur = (scores[t - 1] + trans_t[cur]).argmax(1)
-    return paths.masked_fill(~mask, 0), best_score
+    paths = _backtrack_numpy(scores.cpu(), trans_t.cpu(), last.cpu(), best_last.cpu(), mask.cpu())
+    return torch.from_numpy(paths).to(device), best_score
 
 
 def _backtrack_numpy(scores: Tensor, trans_t: Tensor, last: Tensor, best_last: Tensor, mask: Tensor) -> numpy.ndarray:
-    """Best paths (B, T) from the per-position best scores (T, B, K), on CPU."""
+    """Best paths (B, T) from the per-position best scores (T, B, K); CPU tensors in, numpy out."""
     length, batch, _ = scores.shape
     sc, tr = scores.numpy(), trans_t.numpy()
     last_np, best_np = last.numpy(), best_last.numpy()

@@ -13,9 +13,8 @@ with v2, since its backward states were learned next to padding.
 from typing import Any, Callable, List, Tuple, cast
 
 import torch
-from thinc.api import ArgsKwargs, Dropout, Model, PyTorchWrapper, chain, torch2xp, xp2torch
+from thinc.api import ArgsKwargs, Model, PyTorchWrapper, torch2xp, xp2torch
 from thinc.types import Floats2d
-from spacy.util import registry
 
 
 class PackedLSTM(torch.nn.Module):
@@ -85,15 +84,3 @@ def _skip_empty(layer: Model) -> Model:
         return inner(X, is_train)
 
     return Model("packed_bilstm", forward, layers=[layer], dims={"nO": layer.get_dim("nO"), "nI": layer.get_dim("nI")})
-
-
-@registry.architectures("spacy-ladtl.BiLSTMEncoder.v2")
-def build_packed_bilstm_encoder(
-    width: int, hidden_size: int = 200, depth: int = 1, dropout: float = 0.5
-) -> Model[List[Floats2d], List[Floats2d]]:
-    """Word-level BiLSTM on packed sequences (batch-independent), output 2 * hidden_size.
-
-    width: the input (embedding) width.
-    dropout: applied to the LSTM input; spaCy sets it from [training] dropout.
-    """
-    return chain(Dropout(dropout), PackedBiLSTM(2 * hidden_size, width, depth=depth))

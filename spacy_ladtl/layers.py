@@ -14,7 +14,6 @@ from spacy.tokens import Doc
 from thinc.api import Model, PyTorchShim, get_width, torch2xp, xp2torch
 from thinc.util import get_torch_default_device
 
-from . import encoders  # noqa: F401  (registers spacy-ladtl.BiLSTMEncoder.v2)
 from .domains import get_domain
 from .heads import DomainHeads, deserialize_heads, serialize_heads
 

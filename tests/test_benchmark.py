@@ -21,7 +21,7 @@ def test_benchmark_runs_resumes_and_compares(tmp_path):
     common = ["--data-dir", "sample", "--pairs", "bionlp13pc-bionlp13cg", "--seeds", "0", "--rates", "0.1",
               "--results", str(results), "--work", str(work)]
     methods = ["--methods", "non_transfer,retrain,ladtl,spacy_eff_concat"]
-    first = run_script("scripts/benchmark_run.py", *common, *methods, "--max-steps", "10")
+    first = run_script("scripts/benchmark_run.py", *common, *methods, "--max-steps", "10", "--jobs", "2")
     assert "4 run(s) to do" in first.stdout
     for method in ("non_transfer", "retrain", "ladtl", "spacy_eff_concat"):
         record = srsly.read_json(results / "bionlp13pc-bionlp13cg" / method / "rate0.1-seed0.json")
@@ -38,3 +38,40 @@ def test_benchmark_runs_resumes_and_compares(tmp_path):
     run_script("scripts/benchmark_compare.py", "--results", str(results), "--output", str(table), "--plot", str(tmp_path / "c.png"))
     text = table.read_text(encoding="utf-8")
     assert "| bionlp13pc-bionlp13cg | 10% |" in text and "**" in text and "Jia & Zhang 2020" in text
+    assert "- Trained on CPU" in text
+
+
+def test_benchmark_plan_skips_optional_methods_unless_named(tmp_path):
+    """The transformer method is optional: `all` leaves it out, naming it plans it."""
+    common = ["--data-dir", "sample", "--pairs", "bionlp13pc-bionlp13cg", "--seeds", "0", "--rates", "0.1",
+              "--results", str(tmp_path / "results"), "--work", str(tmp_path / "work"), "--dry-run"]
+    default = run_script("scripts/benchmark_run.py", *common).stdout
+    assert "ladtl_trf" not in default and " ladtl rate=0.1" in default and "spacy_acc_concat" in default
+    named = run_script("scripts/benchmark_run.py", *common, "--methods", "ladtl_trf").stdout
+    assert "1 run(s) to do" in named and "ladtl_trf rate=0.1 seed=0" in named
+
+
+def write_record(results: Path, method: str, seed: int, f: float, **extra) -> None:
+    record = {"pair": "bionlp13pc-bionlp13cg", "method": method, "rate": 0.1, "seed": seed,
+              "dev": {"ents_f": f}, "test": {"ents_f": f}, "wall_seconds": 10.0,
+              "budget": {"max_steps": 10, "eval_frequency": 5, "patience": 5},
+              "machine": {"platform": "x", "torch_threads": 2, "cpus": 2, "gpu": None}, **extra}
+    path = results / "bionlp13pc-bionlp13cg" / method / f"rate0.1-seed{seed}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    srsly.write_json(path, record)
+
+
+def test_compare_ranks_only_planned_methods_and_lists_notes(tmp_path):
+    """An optional method (another encoder) is shown but never bold; run notes and machines are listed."""
+    results = tmp_path / "results"
+    for seed, f in enumerate([0.60, 0.62]):
+        write_record(results, "ladtl", seed, f)
+        write_record(results, "joint", seed, f - 0.05)
+    write_record(results, "ladtl_trf", 0, 0.80, note="cut short at step 1600",
+                 machine={"platform": "y", "torch_threads": 16, "cpus": 16, "gpu": "Some GPU"})
+    table = tmp_path / "RESULTS.md"
+    run_script("scripts/benchmark_compare.py", "--results", str(results), "--output", str(table), "--plot", str(tmp_path / "c.png"))
+    text = table.read_text(encoding="utf-8")
+    row = next(line for line in text.splitlines() if line.startswith("| bionlp13pc-bionlp13cg"))
+    assert "**61.00 ± 1.41**" in row and "| 80.00 (n=1) |" in row and "**80.00" not in row
+    assert "cut short at step 1600" in text and "Some GPU (GPU): ladtl_trf" in text and "CPU (2 cores, 2 torch threads): joint, ladtl" in text

@@ -5,7 +5,8 @@ Usage (from project/):
         [--output benchmarks/RESULTS.md] [--plot benchmarks/sampling_curve.png]
 
 Cells are target **test** entity F1, mean ± std over the seeds found (n in
-brackets when fewer than the plan's seeds); the best mean of each row is bold.
+brackets when fewer than the plan's seeds); the best mean of each row is bold,
+leaving out the plan's ``optional`` methods (another encoder: the transformer).
 Checkpoints were chosen on target dev by the runs themselves. The plot needs
 matplotlib (``pip install -e .[bench]``); without it only the table is written.
 """
@@ -37,7 +38,7 @@ def mean_std(values: List[float]) -> Tuple[float, float]:
 
 def cell(runs: List[Dict[str, Any]], n_seeds: int, best: bool) -> str:
     mean, std = mean_std([100 * r["test"]["ents_f"] for r in runs])
-    text = f"{mean:.2f} ± {std:.2f}"
+    text = f"{mean:.2f} ± {std:.2f}" if len(runs) > 1 else f"{mean:.2f}"
     if best:
         text = f"**{text}**"
     return text + (f" (n={len(runs)})" if len(runs) < n_seeds else "")
@@ -49,9 +50,11 @@ def markdown_table(table, plan: Dict[str, Any]) -> str:
     lines = ["| pair | target rate | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
     for (pair, rate) in sorted(table, key=lambda k: (list(plan["pairs"]).index(k[0]) if k[0] in plan["pairs"] else 99, k[1])):
         row = table[(pair, rate)]
-        means = {m: mean_std([r["test"]["ents_f"] for r in row[m]])[0] for m in methods if row.get(m)}
+        # optional methods (another encoder, e.g. the transformer) are shown but not ranked
+        means = {m: mean_std([r["test"]["ents_f"] for r in row[m]])[0] for m in methods
+                 if row.get(m) and not plan["methods"].get(m, {}).get("optional")}
         best = max(means.values()) if means else None
-        cells = [cell(row[m], n_seeds, means[m] == best) if row.get(m) else "–" for m in methods]
+        cells = [cell(row[m], n_seeds, means.get(m) == best) if row.get(m) else "–" for m in methods]
         lines.append(f"| {pair} | {rate:.0%} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -67,8 +70,11 @@ def notes(table, plan: Dict[str, Any]) -> str:
         f"(the same for every method); target subsample seed {plan['budget']['subsample_seed']}."
     )
     wall = sum(r["wall_seconds"] for r in runs)
-    lines.append(f"- {len(runs)} runs, {wall / 3600:.1f} h of training wall time in all ({runs[0]['machine']['platform']}, "
-                 f"{runs[0]['machine']['torch_threads']} torch threads).")
+    lines.append(f"- {len(runs)} runs, {wall / 3600:.1f} h of training wall time in all.")
+    lines += [f"- Trained on {machine}: {', '.join(sorted(methods))}." for machine, methods in machines(runs).items()]
+    for r in runs:
+        if r.get("note"):
+            lines.append(f"- {r['pair']} {r['method']} rate {r['rate']:g} seed {r['seed']}: {r['note']}.")
     for ref in plan.get("references", []):
         published = ", ".join(f"{k} {v}" for k, v in ref.items() if k not in ("pair", "rate", "source"))
         lines.append(f"- Published ({ref['pair']}, {ref['rate']:.0%} target): {published} — {ref['source']}.")
@@ -76,6 +82,16 @@ def notes(table, plan: Dict[str, Any]) -> str:
     if missing:
         lines.append(f"- Not run yet: {', '.join(missing)}.")
     return "\n".join(lines)
+
+
+def machines(runs: List[Dict[str, Any]]) -> Dict[str, set]:
+    """{"NVIDIA H100 (GPU), 16 CPUs" | "CPU, 2 torch threads": {method, ...}}: where each method's runs trained."""
+    found: Dict[str, set] = defaultdict(set)
+    for r in runs:
+        m = r["machine"]
+        where = f"{m['gpu']} (GPU)" if m.get("gpu") else f"CPU ({m.get('cpus', '?')} cores, {m['torch_threads']} torch threads)"
+        found[where].add(r["method"])
+    return found
 
 
 def plot_curve(table, plan: Dict[str, Any], path: Path) -> bool:

@@ -2,7 +2,8 @@
 
 Usage (from project/):
     python scripts/benchmark_run.py [--data-dir ../../shared/data] [--pairs P,..] [--methods M,..]
-        [--seeds 0,1,2] [--rates 0.1,..] [--max-steps N] [--dry-run] [--keep-models]
+        [--seeds 0,1,2] [--rates 0.1,..] [--max-steps N] [--jobs N] [--gpu-id 0]
+        [--prepare-only] [--dry-run] [--keep-models]
 
 Each run writes ``benchmarks/results/<pair>/<method>/rate<rate>-seed<seed>.json``
 (dev and test P/R/F overall and per type, steps, epochs, wall time, the exact
@@ -10,9 +11,13 @@ commands and the config's sha256) and is skipped when that file exists: stop it
 any time and start it again. Work files (converted corpora, models) go to
 ``benchmarks/work/`` and models are deleted after scoring unless --keep-models.
 Run it unattended with e.g. ``nohup python scripts/benchmark_run.py ... > bench.log &``.
+``--jobs N`` trains N runs at once (each gets cores/N torch threads); with
+``--gpu-id`` the La-DTL/BiLSTM runs train on that GPU (spaCy's ``ner`` runs too).
 """
 import argparse
 import hashlib
+import os
+import threading
 import importlib.util
 import json
 import platform
@@ -21,8 +26,9 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import spacy
 import srsly
@@ -52,6 +58,12 @@ def result_path(results: Path, pair: str, method: str, rate: float, seed: int) -
     return results / pair / method / f"rate{rate_name(rate)}-seed{seed}.json"
 
 
+#: Environment of the training subprocesses (set by main: torch threads per job).
+CHILD_ENV: Dict[str, str] = dict(os.environ)
+#: Scoring loads models in this process: one at a time when runs go in parallel.
+SCORING_LOCK = threading.Lock()
+
+
 def run_logged(command: List[str], log_path: Path) -> float:
     """Run ``command``, teeing nothing but writing its output to ``log_path``; return wall seconds."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,7 +71,7 @@ def run_logged(command: List[str], log_path: Path) -> float:
     with open(log_path, "w", encoding="utf-8") as log:
         log.write("$ " + " ".join(command) + "\n")
         log.flush()
-        result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT)
+        result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT, env=CHILD_ENV)
     if result.returncode != 0:
         tail = log_path.read_text(encoding="utf-8")[-3000:]
         raise RuntimeError(f"command failed ({result.returncode}), log {log_path}:\n{tail}")
@@ -76,6 +88,8 @@ def train_command(config: Path, output: Path, lang: str, seed: int, budget: Dict
     command = [sys.executable, "-m", "spacy", "train", str(config), "--output", str(output), "--nlp.lang", lang,
                "--system.seed", str(seed), "--training.max_steps", str(budget["max_steps"]),
                "--training.eval_frequency", str(budget["eval_frequency"]), "--training.patience", str(budget["patience"])]
+    if budget.get("gpu_id", -1) >= 0:
+        command += ["--gpu-id", str(budget["gpu_id"])]
     for key, value in overrides.items():
         command += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]
     return command
@@ -92,13 +106,15 @@ def ladtl_overrides(domains: Dict[str, str], target: str, dev: str, label_map: D
 
 
 def score_ladtl(model: Path, data: Path, domain: str) -> Dict[str, Any]:
-    scores = evaluate_domain(str(model), data, domain)
+    with SCORING_LOCK:
+        scores = evaluate_domain(str(model), data, domain)
     return {k: scores[k] for k in ("ents_p", "ents_r", "ents_f", "ents_per_type")}
 
 
 def score_spacy(model: Path, data: Path) -> Dict[str, Any]:
-    nlp = spacy.load(model)
-    scores = nlp.evaluate(list(Corpus(data)(nlp)))
+    with SCORING_LOCK:
+        nlp = spacy.load(model)
+        scores = nlp.evaluate(list(Corpus(data)(nlp)))
     return {k: scores[k] for k in ("ents_p", "ents_r", "ents_f", "ents_per_type")}
 
 
@@ -116,6 +132,7 @@ def run_one(plan: Dict[str, Any], pair_name: str, method_name: str, rate: float,
     commands, wall = [], 0.0
     kind = method["kind"]
     if kind in ("ladtl", "target", "retrain"):
+        config = PROJECT / method["config"] if "config" in method else LADTL_CONFIG
         if kind == "ladtl":
             overrides = {**ladtl_overrides({source: source_train, target: target_train}, target, str(dev), label_map), **method.get("overrides", {})}
         else:
@@ -126,7 +143,7 @@ def run_one(plan: Dict[str, Any], pair_name: str, method_name: str, rate: float,
             wall += run_logged(pre_cmd, out / "source_only.log")
             commands.append(pre_cmd)
             overrides["initialize.after_init"] = {"@callbacks": "spacy-ladtl.init_encoder_from.v1", "path": str(pre / "model-best")}
-        cmd = train_command(LADTL_CONFIG, out, lang, seed, budget, overrides)
+        cmd = train_command(config, out, lang, seed, budget, overrides)
         wall += run_logged(cmd, out / "train.log")
         commands.append(cmd)
         dev_scores, test_scores = score_ladtl(out / "model-best", dev, target), score_ladtl(out / "model-best", test, target)
@@ -151,10 +168,13 @@ def run_one(plan: Dict[str, Any], pair_name: str, method_name: str, rate: float,
         "rate": rate, "seed": seed, "subsample_seed": budget["subsample_seed"],
         "dev": dev_scores, "test": test_scores, **last_epoch_and_step(out / "train.log"),
         "budget": {k: budget[k] for k in ("max_steps", "eval_frequency", "patience")},
+        "gpu_id": budget.get("gpu_id", -1),
         "wall_seconds": round(wall, 1),
         "commands": [" ".join(c) for c in commands],
         "config_sha256": hashlib.sha256(config_text.encode("utf-8")).hexdigest(),
-        "machine": {"platform": platform.platform(), "torch_threads": torch.get_num_threads(), "python": platform.python_version()},
+        "machine": {"platform": platform.platform(), "torch_threads": int(CHILD_ENV.get("OMP_NUM_THREADS", torch.get_num_threads())),
+                    "python": platform.python_version(), "cpus": os.cpu_count(),
+                    "gpu": torch.cuda.get_device_name(budget["gpu_id"]) if budget.get("gpu_id", -1) >= 0 else None},
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
     }, out
 
@@ -182,6 +202,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=PROJECT / "benchmarks" / "work")
     parser.add_argument("--pairs"), parser.add_argument("--methods"), parser.add_argument("--seeds"), parser.add_argument("--rates")
     parser.add_argument("--max-steps", type=int, help="override the plan's budget (results go to their own folder)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs trained at once (default 1)")
+    parser.add_argument("--gpu-id", type=int, default=-1, help="train on this GPU (default -1: CPU)")
+    parser.add_argument("--prepare-only", action="store_true", help="convert and subsample the corpora, train nothing")
     parser.add_argument("--dry-run", action="store_true", help="list the runs still to do and stop")
     parser.add_argument("--keep-models", action="store_true")
     args = parser.parse_args()
@@ -189,11 +212,16 @@ def main() -> None:
     budget = dict(plan["budget"])
     if args.max_steps:
         budget["max_steps"] = args.max_steps
+    budget["gpu_id"] = args.gpu_id
+    if args.jobs > 1 and "OMP_NUM_THREADS" not in os.environ:
+        CHILD_ENV["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.jobs))
+    CHILD_ENV.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning threads starve parallel jobs
     if args.results is None:
         suffix = f"-steps{args.max_steps}" if args.max_steps else ""
         args.results = PROJECT / "benchmarks" / f"results{suffix}"
     pairs = as_list(args.pairs) or list(plan["pairs"])
-    methods = as_list(args.methods) or list(plan["methods"])
+    # "optional" methods (e.g. the transformer, slow on a CPU) run only when named
+    methods = as_list(args.methods) or [m for m, spec in plan["methods"].items() if not spec.get("optional")]
     seeds = as_list(args.seeds, int) or plan["seeds"]
     for name in pairs + methods:
         if name not in plan["pairs"] and name not in plan["methods"]:
@@ -216,16 +244,21 @@ def main() -> None:
         print(f"[{i}/{len(todo)}] {pair_name} {method} rate={rate_name(rate)} seed={seed}", flush=True)
     if args.dry_run:
         return
-    for i, (pair_name, method, rate, seed) in enumerate(todo, start=1):
-        work = args.work / pair_name
+    corpora = {}
+    for pair_name in dict.fromkeys(p for p, _, _, _ in todo):
         rates = sorted({r for p, _, r, _ in todo if p == pair_name})
-        corpus = prepare_corpus(plan, pair_name, args.catalog, args.data_dir, work, rates, budget)
+        corpora[pair_name] = prepare_corpus(plan, pair_name, args.catalog, args.data_dir, args.work / pair_name, rates, budget)
+    if args.prepare_only:
+        return
+
+    def do_run(item: Tuple[int, Tuple[str, str, float, int]]) -> None:
+        i, (pair_name, method, rate, seed) = item
         start = time.time()
         try:
-            record, out = run_one(plan, pair_name, method, rate, seed, corpus, work, budget)
+            record, out = run_one(plan, pair_name, method, rate, seed, corpora[pair_name], args.work / pair_name, budget)
         except RuntimeError as err:
             print(f"✘ [{i}/{len(todo)}] {pair_name} {method} rate={rate_name(rate)} seed={seed} failed: {err}", flush=True)
-            continue
+            return
         path = result_path(args.results, pair_name, method, rate, seed)
         path.parent.mkdir(parents=True, exist_ok=True)
         srsly.write_json(path, record)
@@ -234,6 +267,9 @@ def main() -> None:
         print(f"✔ [{i}/{len(todo)}] {pair_name} {method} rate={rate_name(rate)} seed={seed}: "
               f"dev F {100 * record['dev']['ents_f']:.2f}, test F {100 * record['test']['ents_f']:.2f} "
               f"({time.time() - start:.0f} s) -> {path}", flush=True)
+
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        list(pool.map(do_run, enumerate(todo, start=1)))
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ def test_benchmark_runs_resumes_and_compares(tmp_path):
     run_script("scripts/benchmark_compare.py", "--results", str(results), "--output", str(table), "--plot", str(tmp_path / "c.png"))
     text = table.read_text(encoding="utf-8")
     assert "| bionlp13pc-bionlp13cg | 10% |" in text and "**" in text and "Jia & Zhang 2020" in text
-    assert "- Trained on CPU" in text
+    assert "- bionlp13pc-bionlp13cg, trained on CPU" in text
 
 
 def test_benchmark_plan_skips_optional_methods_unless_named(tmp_path):
@@ -74,4 +74,4 @@ def test_compare_ranks_only_planned_methods_and_lists_notes(tmp_path):
     text = table.read_text(encoding="utf-8")
     row = next(line for line in text.splitlines() if line.startswith("| bionlp13pc-bionlp13cg"))
     assert "**61.00 ± 1.41**" in row and "| 80.00 (n=1) |" in row and "**80.00" not in row
-    assert "cut short at step 1600" in text and "Some GPU (GPU): ladtl_trf" in text and "CPU (2 cores, 2 torch threads): joint, ladtl" in text
+    assert "cut short at step 1600" in text and "trained on Some GPU (GPU): ladtl_trf" in text and "trained on CPU (2 cores, 2 torch threads): joint, ladtl" in text

@@ -36,25 +36,25 @@ def mean_std(values: List[float]) -> Tuple[float, float]:
     return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def cell(runs: List[Dict[str, Any]], n_seeds: int, best: bool) -> str:
-    mean, std = mean_std([100 * r["test"]["ents_f"] for r in runs])
+def cell(runs: List[Dict[str, Any]], n_seeds: int, best: bool, split: str = "test") -> str:
+    mean, std = mean_std([100 * r[split]["ents_f"] for r in runs])
     text = f"{mean:.2f} ± {std:.2f}" if len(runs) > 1 else f"{mean:.2f}"
     if best:
         text = f"**{text}**"
     return text + (f" (n={len(runs)})" if len(runs) < n_seeds else "")
 
 
-def markdown_table(table, plan: Dict[str, Any]) -> str:
+def markdown_table(table, plan: Dict[str, Any], split: str = "test") -> str:
     methods = [m for m in plan["methods"] if any(m in row for row in table.values())]
     n_seeds = len(plan["seeds"])
     lines = ["| pair | target rate | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
     for (pair, rate) in sorted(table, key=lambda k: (list(plan["pairs"]).index(k[0]) if k[0] in plan["pairs"] else 99, k[1])):
         row = table[(pair, rate)]
         # optional methods (another encoder, e.g. the transformer) are shown but not ranked
-        means = {m: mean_std([r["test"]["ents_f"] for r in row[m]])[0] for m in methods
+        means = {m: mean_std([r[split]["ents_f"] for r in row[m]])[0] for m in methods
                  if row.get(m) and not plan["methods"].get(m, {}).get("optional")}
         best = max(means.values()) if means else None
-        cells = [cell(row[m], n_seeds, means.get(m) == best) if row.get(m) else "–" for m in methods]
+        cells = [cell(row[m], n_seeds, means.get(m) == best, split) if row.get(m) else "–" for m in methods]
         lines.append(f"| {pair} | {rate:.0%} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -71,7 +71,7 @@ def notes(table, plan: Dict[str, Any]) -> str:
     )
     wall = sum(r["wall_seconds"] for r in runs)
     lines.append(f"- {len(runs)} runs, {wall / 3600:.1f} h of training wall time in all.")
-    lines += [f"- Trained on {machine}: {', '.join(sorted(methods))}." for machine, methods in machines(runs).items()]
+    lines += [f"- {pair}, trained on {machine}: {', '.join(sorted(methods))}." for (pair, machine), methods in machines(runs).items()]
     for r in runs:
         if r.get("note"):
             lines.append(f"- {r['pair']} {r['method']} rate {r['rate']:g} seed {r['seed']}: {r['note']}.")
@@ -84,13 +84,13 @@ def notes(table, plan: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def machines(runs: List[Dict[str, Any]]) -> Dict[str, set]:
-    """{"NVIDIA H100 (GPU), 16 CPUs" | "CPU, 2 torch threads": {method, ...}}: where each method's runs trained."""
-    found: Dict[str, set] = defaultdict(set)
-    for r in runs:
+def machines(runs: List[Dict[str, Any]]) -> Dict[Tuple[str, str], set]:
+    """{(pair, "<GPU name> (GPU)" | "CPU (n cores, t torch threads)"): {method, ...}}: where the runs trained."""
+    found: Dict[Tuple[str, str], set] = defaultdict(set)
+    for r in sorted(runs, key=lambda r: r["pair"]):
         m = r["machine"]
         where = f"{m['gpu']} (GPU)" if m.get("gpu") else f"CPU ({m.get('cpus', '?')} cores, {m['torch_threads']} torch threads)"
-        found[where].add(r["method"])
+        found[(r["pair"], where)].add(r["method"])
     return found
 
 
@@ -136,7 +136,9 @@ def main() -> None:
     table = load_results(args.results)
     if not table:
         raise SystemExit(f"✘ no result JSONs under {args.results}: run scripts/benchmark_run.py first")
-    text = "# Accuracy benchmark\n\n" + markdown_table(table, plan) + "\n" + notes(table, plan) + "\n"
+    text = ("# Accuracy benchmark\n\nTarget **test** entity F1:\n\n" + markdown_table(table, plan) + "\n"
+            + notes(table, plan) + "\n\nTarget **dev** entity F1 of the same checkpoints (what selected them):\n\n"
+            + markdown_table(table, plan, split="dev") + "\n")
     if plot_curve(table, plan, args.plot):
         text += f"\n![F1 vs sampling rate]({args.plot.name})\n"
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -114,6 +114,7 @@ def plot_curve(table, plan: Dict[str, Any], path: Path) -> bool:
         if points:
             rates = [100 * p[0] for p in points]
             ax.errorbar(rates, [p[1][0] for p in points], yerr=[p[1][1] for p in points], marker="o", capsize=3, label=method)
+    ax.set_xlim(0, 105)
     ax.set_xlabel("target training data used (%)")
     ax.set_ylabel("target test F1 (%)")
     ax.set_title(f"{curve['pair']}: F1 vs sampling rate")

@@ -75,3 +75,69 @@ def test_compare_ranks_only_planned_methods_and_lists_notes(tmp_path):
     row = next(line for line in text.splitlines() if line.startswith("| bionlp13pc-bionlp13cg"))
     assert "**61.00 ± 1.41**" in row and "| 80.00 (n=1) |" in row and "**80.00" not in row
     assert "cut short at step 1600" in text and "trained on Some GPU (GPU): ladtl_trf" in text and "trained on CPU (2 cores, 2 torch threads): joint, ladtl" in text
+
+
+def load_bench_tuning():
+    sys.path.insert(0, str(PROJECT / "scripts"))
+    import bench_tuning
+
+    return bench_tuning
+
+
+def test_tuning_search_walks_one_key_at_a_time(tmp_path):
+    """The coordinate search asks for one key's points, keeps the dev-best value, then moves on."""
+    bench_tuning = load_bench_tuning()
+    tuning = {"method": "ladtl", "seed": 0, "grid": {"c.alpha": [0.01, 0.02, 0.04], "c.beta": [0.03, 0.12]}}
+    base = {"c.alpha": 0.02, "c.beta": 0.03}
+    results = tmp_path / "results"
+
+    def write(point, dev_f):
+        path = bench_tuning.point_path(results, "p", "ladtl", "0.1", 0, point, base)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(path, {"dev": {"ents_f": dev_f}})
+        return path
+
+    missing, best, _ = bench_tuning.search(results, "p", "0.1", tuning, base)
+    assert best is None and missing == [{"c.alpha": 0.01, "c.beta": 0.03}, base, {"c.alpha": 0.04, "c.beta": 0.03}]
+    assert write(base, 0.50) == results / "p" / "ladtl" / "rate0.1-seed0.json"  # the base point is the method's run
+    write({"c.alpha": 0.01, "c.beta": 0.03}, 0.50)  # a tie keeps the base value
+    assert write({"c.alpha": 0.04, "c.beta": 0.03}, 0.40).parent.name == "alpha0.04-beta0.03"
+    missing, best, trace = bench_tuning.search(results, "p", "0.1", tuning, base)
+    assert missing == [{"c.alpha": 0.02, "c.beta": 0.12}] and [t["chosen"] for t in trace] == [False, True, False]
+    write({"c.alpha": 0.02, "c.beta": 0.12}, 0.55)
+    missing, best, trace = bench_tuning.search(results, "p", "0.1", tuning, base)
+    assert not missing and best == {"c.alpha": 0.02, "c.beta": 0.12} and trace[-1]["chosen"]
+
+
+def test_tuning_base_reads_the_config_and_names_bad_keys(tmp_path):
+    bench_tuning = load_bench_tuning()
+    plan = srsly.read_yaml(PROJECT / "benchmark.yml")
+    config = PROJECT.parent / "configs" / "ladtl_bilstm.cfg"
+    base = bench_tuning.plan_base(plan, PROJECT, config)
+    assert base == {"components.ladtl_ner.alpha": 0.02, "components.ladtl_ner.beta": 0.03, "components.ladtl_ner.epsilon": 0.3}
+    with pytest.raises(KeyError, match="components.ladtl_ner.gamma_typo"):
+        bench_tuning.base_point({"grid": {"components.ladtl_ner.gamma_typo": [1]}}, config)
+
+
+@pytest.mark.slow
+def test_tuned_method_runs_the_search_first(tmp_path):
+    """`ladtl_tuned` trains the dev search's points, then its own run with the kept values, and compare lists the search."""
+    plan = srsly.read_yaml(PROJECT / "benchmark.yml")
+    plan["tuning"]["grid"] = {"components.ladtl_ner.alpha": [0.02, 0.04]}
+    plan_path = tmp_path / "plan.yml"
+    srsly.write_yaml(plan_path, plan)
+    results = tmp_path / "results"
+    common = ["--plan", str(plan_path), "--data-dir", "sample", "--pairs", "bionlp13pc-bionlp13cg", "--seeds", "0",
+              "--rates", "0.1", "--results", str(results), "--work", str(tmp_path / "work"), "--max-steps", "6"]
+    out = run_script("scripts/benchmark_run.py", *common, "--methods", "ladtl_tuned", "--jobs", "2").stdout
+    assert "tuning bionlp13pc-bionlp13cg rate=0.1: 2 point(s) to run next" in out and "dev-best point alpha" in out
+    pair = results / "bionlp13pc-bionlp13cg"
+    point = srsly.read_json(pair / "tuning" / "alpha0.04" / "rate0.1-seed0.json")
+    assert point["tuning_point"] == {"components.ladtl_ner.alpha": 0.04} and point["overrides"]["components.ladtl_ner.alpha"] == 0.04
+    assert (pair / "ladtl" / "rate0.1-seed0.json").exists()  # the base point is ladtl's own run
+    tuned = srsly.read_json(pair / "ladtl_tuned" / "rate0.1-seed0.json")
+    assert tuned["method"] == "ladtl_tuned" and len(tuned["tuned"]["trace"]) == 2
+    assert tuned["overrides"].get("components.ladtl_ner.alpha", 0.02) == tuned["tuned"]["point"]["components.ladtl_ner.alpha"]
+    table = tmp_path / "RESULTS.md"
+    run_script("scripts/benchmark_compare.py", "--plan", str(plan_path), "--results", str(results), "--output", str(table), "--plot", str(tmp_path / "c.png"))
+    assert "- bionlp13pc-bionlp13cg, 10% target: alpha " in table.read_text(encoding="utf-8")

@@ -13,6 +13,7 @@ matplotlib (``pip install -e .[bench]``); without it only the table is written.
 import argparse
 import json
 import statistics
+import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
@@ -20,6 +21,8 @@ from typing import Any, Dict, List, Tuple
 import srsly
 
 PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT / "scripts"))
+import bench_tuning  # noqa: E402
 Key = Tuple[str, float]
 
 
@@ -84,6 +87,32 @@ def notes(table, plan: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def tuning_notes(table, plan: Dict[str, Any], results: Path) -> str:
+    """The dev-set search of each (pair, rate) that has one: dev F1 per value tried, the kept value bold."""
+    if "tuning" not in plan:
+        return ""
+    tuning = plan["tuning"]
+    base = bench_tuning.plan_base(plan, PROJECT, PROJECT.parent / "configs" / "ladtl_bilstm.cfg")
+    lines = []
+    for pair, rate in sorted(table):
+        if not (results / pair / "tuning").exists():
+            continue
+        missing, best, trace = bench_tuning.search(results, pair, f"{rate:g}", tuning, base)
+        steps = []
+        for key in tuning["grid"]:
+            tried = [f"**{t['value']:g}: {100 * t['dev_f']:.2f}**" if t["chosen"] else f"{t['value']:g}: {100 * t['dev_f']:.2f}"
+                     for t in trace if t["key"] == key]
+            if tried:
+                steps.append(f"{key.rsplit('.', 1)[-1]} " + ", ".join(tried))
+        state = f"kept {bench_tuning.point_name(best)}" if best else f"unfinished ({len(missing)} point(s) to run next)"
+        lines.append(f"- {pair}, {rate:.0%} target: " + "; ".join(steps) + f" → {state}.")
+    if not lines:
+        return ""
+    head = (f"\n\nDev tuning of `{tuning['method']}` for the `tuned` methods (target **dev** F1, seed {tuning['seed']}; "
+            f"coordinate search from {bench_tuning.point_name(base)}, one key at a time):\n\n")
+    return head + "\n".join(lines)
+
+
 def machines(runs: List[Dict[str, Any]]) -> Dict[Tuple[str, str], set]:
     """{(pair, "<GPU name> (GPU)" | "CPU (n cores, t torch threads)"): {method, ...}}: where the runs trained."""
     found: Dict[Tuple[str, str], set] = defaultdict(set)
@@ -138,7 +167,7 @@ def main() -> None:
     if not table:
         raise SystemExit(f"✘ no result JSONs under {args.results}: run scripts/benchmark_run.py first")
     text = ("# Accuracy benchmark\n\nTarget **test** entity F1:\n\n" + markdown_table(table, plan) + "\n"
-            + notes(table, plan) + "\n\nTarget **dev** entity F1 of the same checkpoints (what selected them):\n\n"
+            + notes(table, plan) + tuning_notes(table, plan, args.results) + "\n\nTarget **dev** entity F1 of the same checkpoints (what selected them):\n\n"
             + markdown_table(table, plan, split="dev") + "\n")
     if plot_curve(table, plan, args.plot):
         text += f"\n![F1 vs sampling rate]({args.plot.name})\n"

@@ -13,6 +13,9 @@ any time and start it again. Work files (converted corpora, models) go to
 Run it unattended with e.g. ``nohup python scripts/benchmark_run.py ... > bench.log &``.
 ``--jobs N`` trains N runs at once (each gets cores/N torch threads); with
 ``--gpu-id`` the La-DTL/BiLSTM runs train on that GPU (spaCy's ``ner`` runs too).
+A method with ``tuned: true`` (``ladtl_tuned``) first runs the plan's dev-set
+coordinate search over α, β, ε (``tuning``, see scripts/bench_tuning.py), resumably
+too, then trains the dev-best point with every seed.
 """
 import argparse
 import hashlib
@@ -43,6 +46,8 @@ LADTL_CONFIG = PROJECT.parent / "configs" / "ladtl_bilstm.cfg"
 _spec = importlib.util.spec_from_file_location("prepare_pair", PROJECT / "scripts" / "prepare_pair.py")
 prepare_pair = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(prepare_pair)
+sys.path.insert(0, str(PROJECT / "scripts"))
+import bench_tuning  # noqa: E402
 
 
 def as_list(text: Optional[str], cast=str) -> Optional[List[Any]]:
@@ -119,22 +124,24 @@ def score_spacy(model: Path, data: Path) -> Dict[str, Any]:
 
 
 def run_one(plan: Dict[str, Any], pair_name: str, method_name: str, rate: float, seed: int, corpus: Path,
-            work: Path, budget: Dict[str, Any]) -> Dict[str, Any]:
-    """Train and score one run; return its result record."""
+            work: Path, budget: Dict[str, Any], extra: Optional[Dict[str, Any]] = None,
+            tag: str = "") -> Tuple[Dict[str, Any], Path]:
+    """Train and score one run (``extra``: config overrides on top of the method's); return its record and work dir."""
     pair, method = plan["pairs"][pair_name], plan["methods"][method_name]
     source, target, lang = pair["source"], pair["target"], pair.get("lang", "en")
     label_map = pair.get("label_map", {})
     target_train = str(corpus / f"target_train_r{rate_name(rate)}.spacy")
     source_train, source_dev = str(corpus / "source_train.spacy"), str(corpus / "source_dev.spacy")
     dev, test = corpus / "target_dev.spacy", corpus / "target_test.spacy"
-    out = work / "runs" / f"{method_name}-rate{rate_name(rate)}-seed{seed}"
+    out = work / "runs" / f"{method_name}{tag}-rate{rate_name(rate)}-seed{seed}"
     shutil.rmtree(out, ignore_errors=True)
     commands, wall = [], 0.0
     kind = method["kind"]
+    method_overrides = {**method.get("overrides", {}), **(extra or {})}
     if kind in ("ladtl", "target", "retrain"):
         config = PROJECT / method["config"] if "config" in method else LADTL_CONFIG
         if kind == "ladtl":
-            overrides = {**ladtl_overrides({source: source_train, target: target_train}, target, str(dev), label_map), **method.get("overrides", {})}
+            overrides = {**ladtl_overrides({source: source_train, target: target_train}, target, str(dev), label_map), **method_overrides}
         else:
             overrides = ladtl_overrides({target: target_train}, target, str(dev), {})
         if kind == "retrain":
@@ -166,6 +173,7 @@ def run_one(plan: Dict[str, Any], pair_name: str, method_name: str, rate: float,
     return {
         "pair": pair_name, "source": source, "target": target, "method": method_name, "kind": kind,
         "rate": rate, "seed": seed, "subsample_seed": budget["subsample_seed"],
+        "overrides": method_overrides if kind == "ladtl" else {},
         "dev": dev_scores, "test": test_scores, **last_epoch_and_step(out / "train.log"),
         "budget": {k: budget[k] for k in ("max_steps", "eval_frequency", "patience")},
         "gpu_id": budget.get("gpu_id", -1),
@@ -242,6 +250,15 @@ def main() -> None:
     print(f"{len(todo)} run(s) to do; results in {args.results}", flush=True)
     for i, (pair_name, method, rate, seed) in enumerate(todo, start=1):
         print(f"[{i}/{len(todo)}] {pair_name} {method} rate={rate_name(rate)} seed={seed}", flush=True)
+    # methods with `tuned: true` need the dev-set search of their (pair, rate) first
+    to_tune = list(dict.fromkeys((p, r) for p, m, r, _ in todo if plan["methods"][m].get("tuned")))
+    if to_tune and "tuning" not in plan:
+        sys.exit(f"✘ {args.plan}: a method has `tuned: true` but the plan has no `tuning` section")
+    base = bench_tuning.plan_base(plan, PROJECT, LADTL_CONFIG) if to_tune else {}
+    for pair_name, rate in to_tune:
+        missing, best, _ = bench_tuning.search(args.results, pair_name, rate_name(rate), plan["tuning"], base)
+        state = f"dev-best point {bench_tuning.point_name(best)}" if best else f"{len(missing)} point(s) to run next"
+        print(f"tuning {pair_name} rate={rate_name(rate)}: {state}", flush=True)
     if args.dry_run:
         return
     corpora = {}
@@ -251,24 +268,71 @@ def main() -> None:
     if args.prepare_only:
         return
 
-    def do_run(item: Tuple[int, Tuple[str, str, float, int]]) -> None:
-        i, (pair_name, method, rate, seed) = item
+    def execute(label: str, pair_name: str, method: str, rate: float, seed: int, path: Path,
+                extra: Optional[Dict[str, Any]] = None, tag: str = "", annotate: Optional[Dict[str, Any]] = None) -> bool:
+        """Train, score and save one run; False (and a message) when it failed."""
         start = time.time()
         try:
-            record, out = run_one(plan, pair_name, method, rate, seed, corpora[pair_name], args.work / pair_name, budget)
+            record, out = run_one(plan, pair_name, method, rate, seed, corpora[pair_name], args.work / pair_name, budget, extra, tag)
         except RuntimeError as err:
-            print(f"✘ [{i}/{len(todo)}] {pair_name} {method} rate={rate_name(rate)} seed={seed} failed: {err}", flush=True)
-            return
-        path = result_path(args.results, pair_name, method, rate, seed)
+            print(f"✘ {label} failed: {err}", flush=True)
+            return False
+        record.update(annotate or {})
         path.parent.mkdir(parents=True, exist_ok=True)
         srsly.write_json(path, record)
         if not args.keep_models:
             shutil.rmtree(out, ignore_errors=True)
-        print(f"✔ [{i}/{len(todo)}] {pair_name} {method} rate={rate_name(rate)} seed={seed}: "
-              f"dev F {100 * record['dev']['ents_f']:.2f}, test F {100 * record['test']['ents_f']:.2f} "
+        print(f"✔ {label}: dev F {100 * record['dev']['ents_f']:.2f}, test F {100 * record['test']['ents_f']:.2f} "
               f"({time.time() - start:.0f} s) -> {path}", flush=True)
+        return True
 
-    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+    def tune(pool: ThreadPoolExecutor, pair_name: str, rate: float) -> Optional[Tuple[Dict[str, float], List[Dict[str, Any]]]]:
+        """Run the coordinate search of (pair, rate) to its end; (dev-best point, trace) or None on a failure."""
+        tuning = plan["tuning"]
+        while True:
+            missing, best, trace = bench_tuning.search(args.results, pair_name, rate_name(rate), tuning, base)
+            if best is not None:
+                print(f"✔ tuning {pair_name} rate={rate_name(rate)}: dev-best point {bench_tuning.point_name(best)}", flush=True)
+                return best, trace
+
+            def run_point(point: Dict[str, float]) -> bool:
+                name = bench_tuning.point_name(point)
+                path = bench_tuning.point_path(args.results, pair_name, tuning["method"], rate_name(rate), tuning["seed"], point, base)
+                if point == base:  # the base method's own run
+                    return execute(f"tuning {pair_name} {name} (= {tuning['method']})", pair_name, tuning["method"], rate, tuning["seed"], path)
+                return execute(f"tuning {pair_name} {name}", pair_name, tuning["method"], rate, tuning["seed"], path,
+                               extra=point, tag=f"-{name}", annotate={"tuning_point": point})
+
+            print(f"tuning {pair_name} rate={rate_name(rate)}: {len(missing)} point(s)", flush=True)
+            if not all(list(pool.map(run_point, missing))):
+                print(f"✘ tuning {pair_name} rate={rate_name(rate)} stopped: a point failed", flush=True)
+                return None
+
+    def do_run(item: Tuple[int, Tuple[str, str, float, int]]) -> bool:
+        i, (pair_name, method, rate, seed) = item
+        label = f"[{i}/{len(todo)}] {pair_name} {method} rate={rate_name(rate)} seed={seed}"
+        path = result_path(args.results, pair_name, method, rate, seed)
+        if not plan["methods"][method].get("tuned"):
+            return execute(label, pair_name, method, rate, seed, path)
+        if tuned.get((pair_name, rate)) is None:
+            print(f"✘ {label} skipped: its dev tuning did not finish", flush=True)
+            return False
+        best, trace = tuned[(pair_name, rate)]
+        annotate = {"tuned": {"point": best, "seed": plan["tuning"]["seed"], "trace": trace}}
+        base_run = result_path(args.results, pair_name, plan["tuning"]["method"], rate, seed)
+        if best == base and base_run.exists():  # same config and seed: the run exists already
+            record = {**srsly.read_json(base_run), "method": method, **annotate,
+                      "note": f"dev tuning kept the base values: this is the {plan['tuning']['method']} run"}
+            path.parent.mkdir(parents=True, exist_ok=True)
+            srsly.write_json(path, record)
+            print(f"✔ {label}: the base values won the tuning, copied {base_run}", flush=True)
+            return True
+        return execute(label, pair_name, method, rate, seed, path, extra=best, annotate=annotate)
+
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool, \
+            ThreadPoolExecutor(max_workers=max(1, len(to_tune))) as searches:  # the pairs' searches share the jobs
+        futures = {key: searches.submit(tune, pool, *key) for key in to_tune}
+        tuned = {key: future.result() for key, future in futures.items()}
         list(pool.map(do_run, enumerate(todo, start=1)))
 
 

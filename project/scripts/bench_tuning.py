@@ -1,0 +1,81 @@
+"""Dev-set tuning of La-DTL's loss weights for the benchmark: a resumable coordinate search.
+
+The plan's ``tuning`` section names a base method, a seed and, per config key, the
+values to try. Starting from the base config's own values, one key at a time (in the
+plan's order) every value is tried with the others held at their current best, and
+the value with the best **target dev** F1 is kept (ties keep the earlier value).
+Each point is one benchmark run stored under
+``<results>/<pair>/tuning/<point>/rate<r>-seed<s>.json``; the point with the base's
+own values is the base method's ordinary run, ``<results>/<pair>/<method>/...``.
+"""
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import srsly
+from spacy.util import load_config
+
+Point = Dict[str, float]
+
+
+def point_name(point: Point) -> str:
+    """{"components.ladtl_ner.alpha": 0.01, ...} -> "alpha0.01-beta0.03-epsilon0.3"."""
+    return "-".join(f"{key.rsplit('.', 1)[-1]}{value:g}" for key, value in point.items())
+
+
+def base_point(tuning: Dict[str, Any], config_path: Path) -> Point:
+    """The base config's values of the tuned keys (e.g. the paper's α .02, β .03, ε .3)."""
+    config = load_config(config_path)
+    point = {}
+    for key in tuning["grid"]:
+        section = config
+        for part in key.split("."):
+            if part not in section:
+                raise KeyError(f"benchmark.yml tuning.grid: {key!r} is not a setting of {config_path}")
+            section = section[part]
+        point[key] = float(section)
+    return point
+
+
+def plan_base(plan: Dict[str, Any], project: Path, default_config: Path) -> Point:
+    """Values of the tuned keys in the tuning's base method: its config's, then its overrides."""
+    tuning = plan["tuning"]
+    spec = plan["methods"][tuning["method"]]
+    config = project / spec["config"] if "config" in spec else default_config
+    point = base_point(tuning, config)
+    point.update({key: float(value) for key, value in spec.get("overrides", {}).items() if key in point})
+    return point
+
+
+def point_path(results: Path, pair: str, method: str, rate_name: str, seed: int, point: Point, base: Point) -> Path:
+    """Where the run of ``point`` lives: the base method's own run for the base point."""
+    leaf = f"rate{rate_name}-seed{seed}.json"
+    if point == base:
+        return results / pair / method / leaf
+    return results / pair / "tuning" / point_name(point) / leaf
+
+
+def search(results: Path, pair: str, rate_name: str, tuning: Dict[str, Any], base: Point) -> Tuple[List[Point], Optional[Point], List[Dict[str, Any]]]:
+    """Replay the coordinate search over the runs found.
+
+    Returns (points still to run before the search can go on, the dev-best point or
+    None while unfinished, the trace: one {key, value, dev_f, chosen} row per point tried).
+    """
+    method, seed = tuning["method"], tuning["seed"]
+    current, trace = dict(base), []
+    for key, values in tuning["grid"].items():
+        scores: Dict[float, float] = {}
+        missing = []
+        for value in values:
+            point = {**current, key: float(value)}
+            path = point_path(results, pair, method, rate_name, seed, point, base)
+            if path.exists():
+                scores[float(value)] = srsly.read_json(path)["dev"]["ents_f"]
+            else:
+                missing.append(point)
+        if missing:
+            return missing, None, trace
+        best = max(scores, key=lambda v: (scores[v], v == current[key]))
+        trace += [{"key": key, "value": v, "point": point_name({**current, key: v}), "dev_f": f, "chosen": v == best}
+                  for v, f in scores.items()]
+        current[key] = best
+    return [], current, trace

@@ -118,7 +118,7 @@ def machines(runs: List[Dict[str, Any]]) -> Dict[Tuple[str, str], set]:
     found: Dict[Tuple[str, str], set] = defaultdict(set)
     for r in sorted(runs, key=lambda r: r["pair"]):
         m = r["machine"]
-        where = f"{m['gpu']} (GPU)" if m.get("gpu") else f"CPU ({m.get('cpus', '?')} cores, {m['torch_threads']} torch threads)"
+        where = f"{m['gpu']} (GPU)" if m.get("gpu") else f"CPU ({m.get('cpus', '?')} cores, {m['torch_threads']} torch thread{'s' if m['torch_threads'] != 1 else ''})"
         found[(r["pair"], where)].add(r["method"])
     return found
 

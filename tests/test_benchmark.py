@@ -66,7 +66,7 @@ def test_compare_ranks_only_planned_methods_and_lists_notes(tmp_path):
     results = tmp_path / "results"
     for seed, f in enumerate([0.60, 0.62]):
         write_record(results, "ladtl", seed, f)
-        write_record(results, "joint", seed, f - 0.05)
+        write_record(results, "joint", seed, f - 0.05, note="same note for both seeds")
     write_record(results, "ladtl_trf", 0, 0.80, note="cut short at step 1600",
                  machine={"platform": "y", "torch_threads": 16, "cpus": 16, "gpu": "Some GPU"})
     table = tmp_path / "RESULTS.md"
@@ -74,6 +74,7 @@ def test_compare_ranks_only_planned_methods_and_lists_notes(tmp_path):
     text = table.read_text(encoding="utf-8")
     row = next(line for line in text.splitlines() if line.startswith("| bionlp13pc-bionlp13cg"))
     assert "**61.00 ± 1.41**" in row and "| 80.00 (n=1) |" in row and "**80.00" not in row
+    assert "- bionlp13pc-bionlp13cg joint rate 0.1 seeds 0, 1: same note for both seeds." in text
     assert "cut short at step 1600" in text and "trained on Some GPU (GPU): ladtl_trf" in text and "trained on CPU (2 cores, 2 torch threads): joint, ladtl" in text
 
 

@@ -64,18 +64,21 @@ def search(results: Path, pair: str, rate_name: str, tuning: Dict[str, Any], bas
     current, trace = dict(base), []
     for key, values in tuning["grid"].items():
         scores: Dict[float, float] = {}
+        where: Dict[float, str] = {}
         missing = []
         for value in values:
             point = {**current, key: float(value)}
             path = point_path(results, pair, method, rate_name, seed, point, base)
             if path.exists():
-                scores[float(value)] = srsly.read_json(path)["dev"]["ents_f"]
+                record = srsly.read_json(path)
+                scores[float(value)] = record["dev"]["ents_f"]
+                where[float(value)] = (record.get("machine") or {}).get("gpu") or "CPU"
             else:
                 missing.append(point)
         if missing:
             return missing, None, trace
         best = max(scores, key=lambda v: (scores[v], v == current[key]))
-        trace += [{"key": key, "value": v, "point": point_name({**current, key: v}), "dev_f": f, "chosen": v == best}
-                  for v, f in scores.items()]
+        trace += [{"key": key, "value": v, "point": point_name({**current, key: v}), "dev_f": f, "chosen": v == best,
+                   "trained_on": where[v]} for v, f in scores.items()]
         current[key] = best
     return [], current, trace

@@ -75,9 +75,13 @@ def notes(table, plan: Dict[str, Any]) -> str:
     wall = sum(r["wall_seconds"] for r in runs)
     lines.append(f"- {len(runs)} runs, {wall / 3600:.1f} h of training wall time in all.")
     lines += [f"- {pair}, trained on {machine}: {', '.join(sorted(methods))}." for (pair, machine), methods in machines(runs).items()]
+    noted: Dict[Tuple[str, str, float, str], List[int]] = defaultdict(list)  # one line per note, its seeds listed
     for r in runs:
         if r.get("note"):
-            lines.append(f"- {r['pair']} {r['method']} rate {r['rate']:g} seed {r['seed']}: {r['note']}.")
+            noted[(r["pair"], r["method"], r["rate"], r["note"])].append(r["seed"])
+    for (pair, method, rate, note), seeds_noted in noted.items():
+        which = f"seed {seeds_noted[0]}" if len(seeds_noted) == 1 else f"seeds {', '.join(map(str, sorted(seeds_noted)))}"
+        lines.append(f"- {pair} {method} rate {rate:g} {which}: {note}.")
     for ref in plan.get("references", []):
         published = ", ".join(f"{k} {v}" for k, v in ref.items() if k not in ("pair", "rate", "source"))
         lines.append(f"- Published ({ref['pair']}, {ref['rate']:.0%} target): {published} — {ref['source']}.")
@@ -105,7 +109,13 @@ def tuning_notes(table, plan: Dict[str, Any], results: Path) -> str:
             if tried:
                 steps.append(f"{key.rsplit('.', 1)[-1]} " + ", ".join(tried))
         state = f"kept {bench_tuning.point_name(best)}" if best else f"unfinished ({len(missing)} point(s) to run next)"
-        lines.append(f"- {pair}, {rate:.0%} target: " + "; ".join(steps) + f" → {state}.")
+        machines_used = defaultdict(list)
+        for t in trace:
+            if t["point"] not in machines_used[t.get("trained_on", "?")]:
+                machines_used[t.get("trained_on", "?")].append(t["point"])
+        where = (f" (trained on {next(iter(machines_used))})" if len(machines_used) == 1
+                 else " (" + "; ".join(f"{', '.join(points)} trained on {m}" for m, points in machines_used.items()) + ")")
+        lines.append(f"- {pair}, {rate:.0%} target: " + "; ".join(steps) + f" → {state}" + (where if trace else "") + ".")
     if not lines:
         return ""
     head = (f"\n\nDev tuning of `{tuning['method']}` for the `tuned` methods (target **dev** F1, seed {tuning['seed']}; "

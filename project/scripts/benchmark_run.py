@@ -319,13 +319,14 @@ def main() -> None:
             return False
         best, trace = tuned[(pair_name, rate)]
         annotate = {"tuned": {"point": best, "seed": plan["tuning"]["seed"], "trace": trace}}
-        base_run = result_path(args.results, pair_name, plan["tuning"]["method"], rate, seed)
-        if best == base and base_run.exists():  # same config and seed: the run exists already
-            record = {**srsly.read_json(base_run), "method": method, **annotate,
-                      "note": f"dev tuning kept the base values: this is the {plan['tuning']['method']} run"}
+        # same config and seed as a run on disk (the base method's, or the search's own run of the point): reuse it
+        same = bench_tuning.point_path(args.results, pair_name, plan["tuning"]["method"], rate_name(rate), seed, best, base)
+        if same.exists():
+            what = f"the {plan['tuning']['method']} run" if best == base else "the dev search's run of this point"
+            record = {**srsly.read_json(same), "method": method, **annotate, "note": f"same config and seed as {what}: reused"}
             path.parent.mkdir(parents=True, exist_ok=True)
             srsly.write_json(path, record)
-            print(f"✔ {label}: the base values won the tuning, copied {base_run}", flush=True)
+            print(f"✔ {label}: reused {same} (same config and seed)", flush=True)
             return True
         return execute(label, pair_name, method, rate, seed, path, extra=best, annotate=annotate)
 

@@ -328,7 +328,8 @@ def main() -> None:
             srsly.write_json(path, record)
             print(f"✔ {label}: reused {same} (same config and seed)", flush=True)
             return True
-        return execute(label, pair_name, method, rate, seed, path, extra=best, annotate=annotate)
+        inherited = plan["methods"][plan["tuning"]["method"]].get("overrides", {})  # the searched method's other settings
+        return execute(label, pair_name, method, rate, seed, path, extra={**inherited, **best}, annotate=annotate)
 
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool, \
             ThreadPoolExecutor(max_workers=max(1, len(to_tune))) as searches:  # the pairs' searches share the jobs

@@ -15,6 +15,8 @@ import srsly
 from spacy.util import load_config
 
 Point = Dict[str, float]
+#: The config of plan methods that name none (benchmark_run.py's LADTL_CONFIG).
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "ladtl_bilstm.cfg"
 
 
 def point_name(point: Point) -> str:
@@ -64,7 +66,7 @@ def search(results: Path, pair: str, rate_name: str, tuning: Dict[str, Any], bas
     current, trace = dict(base), []
     for key, values in tuning["grid"].items():
         scores: Dict[float, float] = {}
-        where: Dict[float, str] = {}
+        machine: Dict[float, Dict[str, Any]] = {}
         missing = []
         for value in values:
             point = {**current, key: float(value)}
@@ -72,13 +74,13 @@ def search(results: Path, pair: str, rate_name: str, tuning: Dict[str, Any], bas
             if path.exists():
                 record = srsly.read_json(path)
                 scores[float(value)] = record["dev"]["ents_f"]
-                where[float(value)] = (record.get("machine") or {}).get("gpu") or "CPU"
+                machine[float(value)] = record.get("machine") or {}
             else:
                 missing.append(point)
         if missing:
             return missing, None, trace
         best = max(scores, key=lambda v: (scores[v], v == current[key]))
         trace += [{"key": key, "value": v, "point": point_name({**current, key: v}), "dev_f": f, "chosen": v == best,
-                   "trained_on": where[v]} for v, f in scores.items()]
+                   "machine": machine[v]} for v, f in scores.items()]
         current[key] = best
     return [], current, trace

@@ -96,10 +96,10 @@ def tuning_notes(table, plan: Dict[str, Any], results: Path) -> str:
     if "tuning" not in plan:
         return ""
     tuning = plan["tuning"]
-    base = bench_tuning.plan_base(plan, PROJECT, PROJECT.parent / "configs" / "ladtl_bilstm.cfg")
+    base = bench_tuning.plan_base(plan, PROJECT, bench_tuning.DEFAULT_CONFIG)
     lines = []
     for pair, rate in sorted(table):
-        if not (results / pair / "tuning").exists():
+        if not any((results / pair / "tuning").glob(f"*/rate{rate:g}-seed*.json")):  # no search at this rate
             continue
         missing, best, trace = bench_tuning.search(results, pair, f"{rate:g}", tuning, base)
         steps = []
@@ -111,8 +111,8 @@ def tuning_notes(table, plan: Dict[str, Any], results: Path) -> str:
         state = f"kept {bench_tuning.point_name(best)}" if best else f"unfinished ({len(missing)} point(s) to run next)"
         machines_used = defaultdict(list)
         for t in trace:
-            if t["point"] not in machines_used[t.get("trained_on", "?")]:
-                machines_used[t.get("trained_on", "?")].append(t["point"])
+            if t["point"] not in machines_used[where_trained(t["machine"])]:
+                machines_used[where_trained(t["machine"])].append(t["point"])
         where = (f" (trained on {next(iter(machines_used))})" if len(machines_used) == 1
                  else " (" + "; ".join(f"{', '.join(points)} trained on {m}" for m, points in machines_used.items()) + ")")
         lines.append(f"- {pair}, {rate:.0%} target: " + "; ".join(steps) + f" → {state}" + (where if trace else "") + ".")
@@ -123,13 +123,19 @@ def tuning_notes(table, plan: Dict[str, Any], results: Path) -> str:
     return head + "\n".join(lines)
 
 
+def where_trained(machine: Dict[str, Any]) -> str:
+    """A run record's machine -> "<GPU name> (GPU)" | "CPU (n cores, t torch threads)"."""
+    if machine.get("gpu"):
+        return f"{machine['gpu']} (GPU)"
+    threads = machine.get("torch_threads", "?")
+    return f"CPU ({machine.get('cpus', '?')} cores, {threads} torch thread{'' if threads == 1 else 's'})"
+
+
 def machines(runs: List[Dict[str, Any]]) -> Dict[Tuple[str, str], set]:
-    """{(pair, "<GPU name> (GPU)" | "CPU (n cores, t torch threads)"): {method, ...}}: where the runs trained."""
+    """{(pair, where_trained): {method, ...}}: where the runs trained."""
     found: Dict[Tuple[str, str], set] = defaultdict(set)
     for r in sorted(runs, key=lambda r: r["pair"]):
-        m = r["machine"]
-        where = f"{m['gpu']} (GPU)" if m.get("gpu") else f"CPU ({m.get('cpus', '?')} cores, {m['torch_threads']} torch thread{'s' if m['torch_threads'] != 1 else ''})"
-        found[(r["pair"], where)].add(r["method"])
+        found[(r["pair"], where_trained(r["machine"]))].add(r["method"])
     return found
 
 

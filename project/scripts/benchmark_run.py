@@ -42,12 +42,13 @@ from spacy_ladtl.cli.evaluate import evaluate_domain
 from spacy_ladtl.sampling import subsample, write_docs
 
 PROJECT = Path(__file__).resolve().parents[1]
-LADTL_CONFIG = PROJECT.parent / "configs" / "ladtl_bilstm.cfg"
 _spec = importlib.util.spec_from_file_location("prepare_pair", PROJECT / "scripts" / "prepare_pair.py")
 prepare_pair = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(prepare_pair)
 sys.path.insert(0, str(PROJECT / "scripts"))
 import bench_tuning  # noqa: E402
+
+LADTL_CONFIG = bench_tuning.DEFAULT_CONFIG
 
 
 def as_list(text: Optional[str], cast=str) -> Optional[List[Any]]:

@@ -115,9 +115,34 @@ def test_tuning_base_reads_the_config_and_names_bad_keys(tmp_path):
     plan = srsly.read_yaml(PROJECT / "benchmark.yml")
     config = PROJECT.parent / "configs" / "ladtl_bilstm.cfg"
     base = bench_tuning.plan_base(plan, PROJECT, config)
-    assert base == {"components.ladtl_ner.alpha": 0.02, "components.ladtl_ner.beta": 0.03, "components.ladtl_ner.epsilon": 0.3}
+    assert base == {"components.ladtl_ner.mmd_include_o": False, "components.ladtl_ner.alpha": 0.02,
+                    "components.ladtl_ner.beta": 0.03, "components.ladtl_ner.epsilon": 0.3}
+    assert bench_tuning.point_name(base) == "mmd_include_ofalse-alpha0.02-beta0.03-epsilon0.3"
     with pytest.raises(KeyError, match="components.ladtl_ner.gamma_typo"):
         bench_tuning.base_point({"grid": {"components.ladtl_ner.gamma_typo": [1]}}, config)
+
+
+def test_tuned_run_is_redone_when_the_search_moves(tmp_path):
+    """A tuned run whose kept point is no longer the dev search's best (e.g. after a grid change) is planned again."""
+    plan = srsly.read_yaml(PROJECT / "benchmark.yml")
+    plan["tuning"]["grid"] = {"components.ladtl_ner.mmd_include_o": [False, True]}
+    plan_path = tmp_path / "plan.yml"
+    srsly.write_yaml(plan_path, plan)
+    results = tmp_path / "results"
+    write_record(results, "ladtl", 0, 0.50)  # the base point (include_o false)
+    point = {"components.ladtl_ner.mmd_include_o": True}
+    bench_tuning = load_bench_tuning()
+    assert bench_tuning.point_name(point) == "mmd_include_otrue"
+    path = results / "bionlp13pc-bionlp13cg" / "tuning" / "mmd_include_otrue" / "rate0.1-seed0.json"
+    path.parent.mkdir(parents=True)
+    srsly.write_json(path, {"dev": {"ents_f": 0.60}})
+    common = ["--plan", str(plan_path), "--data-dir", "sample", "--pairs", "bionlp13pc-bionlp13cg", "--seeds", "0",
+              "--rates", "0.1", "--results", str(results), "--methods", "ladtl_tuned", "--dry-run"]
+    write_record(results, "ladtl_tuned", 0, 0.55, tuned={"point": {"components.ladtl_ner.mmd_include_o": False}})
+    out = run_script("scripts/benchmark_run.py", *common).stdout
+    assert "1 run(s) to do" in out and "dev-best point mmd_include_otrue" in out
+    write_record(results, "ladtl_tuned", 0, 0.55, tuned={"point": point})
+    assert "0 run(s) to do" in run_script("scripts/benchmark_run.py", *common).stdout
 
 
 @pytest.mark.slow

@@ -14,14 +14,25 @@ from typing import Any, Dict, List, Optional, Tuple
 import srsly
 from spacy.util import load_config
 
-Point = Dict[str, float]
+Point = Dict[str, Any]  # config key -> float, or bool for switches such as mmd_include_o
 #: The config of plan methods that name none (benchmark_run.py's LADTL_CONFIG).
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "ladtl_bilstm.cfg"
 
 
+def grid_value(value: Any) -> Any:
+    """A grid or config value as a point holds it: bools stay bools, numbers become floats."""
+    return value if isinstance(value, bool) else float(value)
+
+
+def value_text(value: Any) -> str:
+    """0.04 -> "0.04", True -> "true"."""
+    return str(value).lower() if isinstance(value, bool) else f"{value:g}"
+
+
 def point_name(point: Point) -> str:
-    """{"components.ladtl_ner.alpha": 0.01, ...} -> "alpha0.01-beta0.03-epsilon0.3"."""
-    return "-".join(f"{key.rsplit('.', 1)[-1]}{value:g}" for key, value in point.items())
+    """{"components.ladtl_ner.mmd_include_o": False, "components.ladtl_ner.alpha": 0.01, ...}
+    -> "mmd_include_ofalse-alpha0.01-..."."""
+    return "-".join(f"{key.rsplit('.', 1)[-1]}{value_text(value)}" for key, value in point.items())
 
 
 def base_point(tuning: Dict[str, Any], config_path: Path) -> Point:
@@ -34,7 +45,7 @@ def base_point(tuning: Dict[str, Any], config_path: Path) -> Point:
             if part not in section:
                 raise KeyError(f"benchmark.yml tuning.grid: {key!r} is not a setting of {config_path}")
             section = section[part]
-        point[key] = float(section)
+        point[key] = grid_value(section)
     return point
 
 
@@ -44,7 +55,7 @@ def plan_base(plan: Dict[str, Any], project: Path, default_config: Path) -> Poin
     spec = plan["methods"][tuning["method"]]
     config = project / spec["config"] if "config" in spec else default_config
     point = base_point(tuning, config)
-    point.update({key: float(value) for key, value in spec.get("overrides", {}).items() if key in point})
+    point.update({key: grid_value(value) for key, value in spec.get("overrides", {}).items() if key in point})
     return point
 
 
@@ -65,16 +76,16 @@ def search(results: Path, pair: str, rate_name: str, tuning: Dict[str, Any], bas
     method, seed = tuning["method"], tuning["seed"]
     current, trace = dict(base), []
     for key, values in tuning["grid"].items():
-        scores: Dict[float, float] = {}
-        machine: Dict[float, Dict[str, Any]] = {}
+        scores: Dict[Any, float] = {}
+        machine: Dict[Any, Dict[str, Any]] = {}
         missing = []
         for value in values:
-            point = {**current, key: float(value)}
+            point = {**current, key: grid_value(value)}
             path = point_path(results, pair, method, rate_name, seed, point, base)
             if path.exists():
                 record = srsly.read_json(path)
-                scores[float(value)] = record["dev"]["ents_f"]
-                machine[float(value)] = record.get("machine") or {}
+                scores[grid_value(value)] = record["dev"]["ents_f"]
+                machine[grid_value(value)] = record.get("machine") or {}
             else:
                 missing.append(point)
         if missing:

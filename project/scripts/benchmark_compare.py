@@ -104,7 +104,8 @@ def tuning_notes(table, plan: Dict[str, Any], results: Path) -> str:
         missing, best, trace = bench_tuning.search(results, pair, f"{rate:g}", tuning, base)
         steps = []
         for key in tuning["grid"]:
-            tried = [f"**{t['value']:g}: {100 * t['dev_f']:.2f}**" if t["chosen"] else f"{t['value']:g}: {100 * t['dev_f']:.2f}"
+            tried = [f"**{bench_tuning.value_text(t['value'])}: {100 * t['dev_f']:.2f}**" if t["chosen"]
+                     else f"{bench_tuning.value_text(t['value'])}: {100 * t['dev_f']:.2f}"
                      for t in trace if t["key"] == key]
             if tried:
                 steps.append(f"{key.rsplit('.', 1)[-1]} " + ", ".join(tried))

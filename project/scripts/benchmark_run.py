@@ -124,6 +124,18 @@ def score_spacy(model: Path, data: Path) -> Dict[str, Any]:
     return {k: scores[k] for k in ("ents_p", "ents_r", "ents_f", "ents_per_type")}
 
 
+def up_to_date(path: Path, plan: Dict[str, Any], pair_name: str, method: str, rate: float, results: Path) -> bool:
+    """Whether the run at ``path`` is done: it exists and, for a tuned method, holds the
+    dev search's current point (a grid change can make an old tuned run stale)."""
+    if not path.exists():
+        return False
+    if not plan["methods"][method].get("tuned"):
+        return True
+    base = bench_tuning.plan_base(plan, PROJECT, LADTL_CONFIG)
+    _, best, _ = bench_tuning.search(results, pair_name, rate_name(rate), plan["tuning"], base)
+    return best is not None and srsly.read_json(path).get("tuned", {}).get("point") == best
+
+
 def run_one(plan: Dict[str, Any], pair_name: str, method_name: str, rate: float, seed: int, corpus: Path,
             work: Path, budget: Dict[str, Any], extra: Optional[Dict[str, Any]] = None,
             tag: str = "") -> Tuple[Dict[str, Any], Path]:
@@ -246,7 +258,7 @@ def main() -> None:
             for rate, method in planned:
                 if args.rates and rate not in as_list(args.rates, float):
                     continue
-                if not result_path(args.results, pair_name, method, rate, seed).exists():
+                if not up_to_date(result_path(args.results, pair_name, method, rate, seed), plan, pair_name, method, rate, args.results):
                     todo.append((pair_name, method, rate, seed))
     print(f"{len(todo)} run(s) to do; results in {args.results}", flush=True)
     for i, (pair_name, method, rate, seed) in enumerate(todo, start=1):
@@ -319,6 +331,9 @@ def main() -> None:
             print(f"✘ {label} skipped: its dev tuning did not finish", flush=True)
             return False
         best, trace = tuned[(pair_name, rate)]
+        if path.exists() and srsly.read_json(path).get("tuned", {}).get("point") == best:
+            print(f"✔ {label}: up to date with the dev search", flush=True)
+            return True
         annotate = {"tuned": {"point": best, "seed": plan["tuning"]["seed"], "trace": trace}}
         # same config and seed as a run on disk (the base method's, or the search's own run of the point): reuse it
         same = bench_tuning.point_path(args.results, pair_name, plan["tuning"]["method"], rate_name(rate), seed, best, base)

@@ -62,18 +62,19 @@ def write_record(results: Path, method: str, seed: int, f: float, **extra) -> No
 
 
 def test_compare_ranks_only_planned_methods_and_lists_notes(tmp_path):
-    """An optional method (another encoder) is shown but never bold; run notes and machines are listed."""
+    """An optional method (another encoder) or one with fewer seeds is shown but never bold; notes and machines are listed."""
     results = tmp_path / "results"
     for seed, f in enumerate([0.60, 0.62]):
         write_record(results, "ladtl", seed, f)
         write_record(results, "joint", seed, f - 0.05, note="same note for both seeds")
+    write_record(results, "retrain", 0, 0.70)  # one seed where the others have two: not ranked
     write_record(results, "ladtl_trf", 0, 0.80, note="cut short at step 1600",
                  machine={"platform": "y", "torch_threads": 16, "cpus": 16, "gpu": "Some GPU"})
     table = tmp_path / "RESULTS.md"
     run_script("scripts/benchmark_compare.py", "--results", str(results), "--output", str(table), "--plot", str(tmp_path / "c.png"))
     text = table.read_text(encoding="utf-8")
     row = next(line for line in text.splitlines() if line.startswith("| bionlp13pc-bionlp13cg"))
-    assert "**61.00 ± 1.41**" in row and "| 80.00 (n=1) |" in row and "**80.00" not in row
+    assert "**61.00 ± 1.41**" in row and "| 80.00 (n=1) |" in row and "**80.00" not in row and "| 70.00 (n=1) |" in row
     assert "- bionlp13pc-bionlp13cg joint rate 0.1 seeds 0, 1: same note for both seeds." in text
     assert "cut short at step 1600" in text and "trained on Some GPU (GPU): ladtl_trf" in text and "trained on CPU (2 cores, 2 torch threads): joint, ladtl" in text
 

@@ -53,9 +53,11 @@ def markdown_table(table, plan: Dict[str, Any], split: str = "test") -> str:
     lines = ["| pair | target rate | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
     for (pair, rate) in sorted(table, key=lambda k: (list(plan["pairs"]).index(k[0]) if k[0] in plan["pairs"] else 99, k[1])):
         row = table[(pair, rate)]
-        # optional methods (another encoder, e.g. the transformer) are shown but not ranked
-        means = {m: mean_std([r[split]["ents_f"] for r in row[m]])[0] for m in methods
-                 if row.get(m) and not plan["methods"].get(m, {}).get("optional")}
+        # ranked: the methods with the row's most seeds; optional ones (another encoder,
+        # e.g. the transformer) and methods with fewer seeds are shown but not ranked
+        ranked = [m for m in methods if row.get(m) and not plan["methods"].get(m, {}).get("optional")]
+        most = max((len(row[m]) for m in ranked), default=0)
+        means = {m: mean_std([r[split]["ents_f"] for r in row[m]])[0] for m in ranked if len(row[m]) == most}
         best = max(means.values()) if means else None
         cells = [cell(row[m], n_seeds, means.get(m) == best, split) if row.get(m) else "–" for m in methods]
         lines.append(f"| {pair} | {rate:.0%} | " + " | ".join(cells) + " |")
@@ -70,7 +72,8 @@ def notes(table, plan: Dict[str, Any]) -> str:
     lines.append(
         f"- Target test entity F1 (%), mean ± std over the seeds run ({seeds}; the plan has {plan['seeds']}); "
         f"checkpoints chosen on target dev; training budget of the runs: {'; '.join(budgets)} "
-        f"(the same for every method); target subsample seed {plan['budget']['subsample_seed']}."
+        f"(the same for every method); target subsample seed {plan['budget']['subsample_seed']}. "
+        f"Bold: the best mean among the methods of the row with its most seeds."
     )
     wall = sum(r["wall_seconds"] for r in runs)
     lines.append(f"- {len(runs)} runs, {wall / 3600:.1f} h of training wall time in all.")

@@ -119,6 +119,8 @@ def test_tuning_base_reads_the_config_and_names_bad_keys(tmp_path):
     assert base == {"components.ladtl_ner.mmd_include_o": False, "components.ladtl_ner.alpha": 0.02,
                     "components.ladtl_ner.beta": 0.03, "components.ladtl_ner.epsilon": 0.3}
     assert bench_tuning.point_name(base) == "mmd_include_ofalse-alpha0.02-beta0.03-epsilon0.3"
+    assert bench_tuning.same_point({"a": 0.3, "o": True}, {"a": 0.30000000000000004, "o": True})  # JSON round trip
+    assert not bench_tuning.same_point({"a": 0.3, "o": True}, {"a": 0.3, "o": 1.0}) and not bench_tuning.same_point({"a": 0.3}, None)
     with pytest.raises(KeyError, match="components.ladtl_ner.gamma_typo"):
         bench_tuning.base_point({"grid": {"components.ladtl_ner.gamma_typo": [1]}}, config)
 
@@ -142,6 +144,9 @@ def test_tuned_run_is_redone_when_the_search_moves(tmp_path):
     write_record(results, "ladtl_tuned", 0, 0.55, tuned={"point": {"components.ladtl_ner.mmd_include_o": False}})
     out = run_script("scripts/benchmark_run.py", *common).stdout
     assert "1 run(s) to do" in out and "dev-best point mmd_include_otrue" in out
+    table = tmp_path / "RESULTS.md"
+    run_script("scripts/benchmark_compare.py", "--plan", str(plan_path), "--results", str(results), "--output", str(table), "--plot", str(tmp_path / "c.png"))
+    assert "ladtl_tuned rate 0.1: 1 run(s) left out" in table.read_text(encoding="utf-8")
     write_record(results, "ladtl_tuned", 0, 0.55, tuned={"point": point})
     assert "0 run(s) to do" in run_script("scripts/benchmark_run.py", *common).stdout
 

@@ -8,6 +8,7 @@ Each point is one benchmark run stored under
 ``<results>/<pair>/tuning/<point>/rate<r>-seed<s>.json``; the point with the base's
 own values is the base method's ordinary run, ``<results>/<pair>/<method>/...``.
 """
+import math
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -27,6 +28,14 @@ def grid_value(value: Any) -> Any:
 def value_text(value: Any) -> str:
     """0.04 -> "0.04", True -> "true"."""
     return str(value).lower() if isinstance(value, bool) else f"{value:g}"
+
+
+def same_point(a: Optional[Point], b: Optional[Point]) -> bool:
+    """Whether two points hold the same values (floats read back from JSON may differ in the last bit)."""
+    if not a or not b or set(a) != set(b):
+        return False
+    return all(a[k] is b[k] if isinstance(a[k], bool) or isinstance(b[k], bool) else math.isclose(a[k], b[k], rel_tol=1e-9)
+               for k in a)
 
 
 def point_name(point: Point) -> str:

@@ -64,7 +64,8 @@ def markdown_table(table, plan: Dict[str, Any], split: str = "test") -> str:
     return "\n".join(lines)
 
 
-def notes(table, plan: Dict[str, Any]) -> str:
+def notes(table, plan: Dict[str, Any], extra: List[str]) -> str:
+    """The table's notes: protocol, machines, run notes, ``extra`` lines, published references."""
     lines = ["", "Notes:", ""]
     runs = [r for row in table.values() for method_runs in row.values() for r in method_runs]
     budgets = sorted({json.dumps(r["budget"], sort_keys=True) for r in runs})
@@ -85,6 +86,7 @@ def notes(table, plan: Dict[str, Any]) -> str:
     for (pair, method, rate, note), seeds_noted in noted.items():
         which = f"seed {seeds_noted[0]}" if len(seeds_noted) == 1 else f"seeds {', '.join(map(str, sorted(seeds_noted)))}"
         lines.append(f"- {pair} {method} rate {rate:g} {which}: {note}.")
+    lines += extra
     for ref in plan.get("references", []):
         published = ", ".join(f"{k} {v}" for k, v in ref.items() if k not in ("pair", "rate", "source"))
         lines.append(f"- Published ({ref['pair']}, {ref['rate']:.0%} target): {published} — {ref['source']}.")
@@ -92,6 +94,27 @@ def notes(table, plan: Dict[str, Any]) -> str:
     if missing:
         lines.append(f"- Not run yet: {', '.join(missing)}.")
     return "\n".join(lines)
+
+
+def drop_stale_tuned(table, plan: Dict[str, Any], results: Path) -> List[str]:
+    """Leave out tuned runs whose point is not the dev search's current best
+    (the grid grew, or the search is unfinished); return one note per (pair, rate, method)."""
+    if "tuning" not in plan:
+        return []
+    base = bench_tuning.plan_base(plan, PROJECT, bench_tuning.DEFAULT_CONFIG)
+    lines = []
+    for (pair, rate), row in table.items():
+        for method in [m for m in row if plan["methods"].get(m, {}).get("tuned")]:
+            _, best, _ = bench_tuning.search(results, pair, f"{rate:g}", plan["tuning"], base)
+            stale = [r for r in row[method] if not bench_tuning.same_point(r.get("tuned", {}).get("point"), best)]
+            if stale:
+                row[method] = [r for r in row[method] if r not in stale]
+                why = "the dev search is unfinished" if best is None else "the dev search has moved on"
+                lines.append(f"- {pair} {method} rate {rate:g}: {len(stale)} run(s) left out, trained for a point "
+                             f"that is not the dev search's current best ({why}).")
+            if not row[method]:
+                del row[method]
+    return lines
 
 
 def tuning_notes(table, plan: Dict[str, Any], results: Path) -> str:
@@ -186,8 +209,9 @@ def main() -> None:
     table = load_results(args.results)
     if not table:
         raise SystemExit(f"✘ no result JSONs under {args.results}: run scripts/benchmark_run.py first")
+    stale = drop_stale_tuned(table, plan, args.results)
     text = ("# Accuracy benchmark\n\nTarget **test** entity F1:\n\n" + markdown_table(table, plan) + "\n"
-            + notes(table, plan) + tuning_notes(table, plan, args.results) + "\n\nTarget **dev** entity F1 of the same checkpoints (what selected them):\n\n"
+            + notes(table, plan, stale) + tuning_notes(table, plan, args.results) + "\n\nTarget **dev** entity F1 of the same checkpoints (what selected them):\n\n"
             + markdown_table(table, plan, split="dev") + "\n")
     if plot_curve(table, plan, args.plot):
         text += f"\n![F1 vs sampling rate]({args.plot.name})\n"

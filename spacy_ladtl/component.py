@@ -106,7 +106,8 @@ def make_ladtl_ner(
     mmd_include_o: also align the O tag's vectors (the paper does; default off).
     mmd_max_tokens: cap on tokens per label and domain in La-MMD (per domain for marginal).
     mmd_min_tokens: labels with fewer tokens on a side are skipped in the batch.
-    label_map: rename entity types before matching across domains, e.g. {"person": "PER"}.
+    label_map: rename entity types before matching across domains, e.g. {"person": "PER"};
+        "" keeps a type out of the transfer terms, e.g. {"location": ""}.
     spans_key: also write the entities to ``doc.spans[spans_key]``.
     """
     return LaDTLEntityRecognizer(

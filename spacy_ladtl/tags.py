@@ -4,9 +4,10 @@ A domain's CRF tags are built from its entity labels in the model's tag scheme
 (BILUO by default). Two domains' tags are *matched* when they have the same
 prefix and the same canonical type, where ``label_map`` renames types (e.g.
 ``person -> PER``) so corpora that spell types differently can still share
-La-MMD and CRF-L2 terms. Unmatched tags are left free.
+La-MMD and CRF-L2 terms. A type renamed to ``""`` is matched with nothing (for a
+name that means different things in the two domains). Unmatched tags are left free.
 """
-from typing import Dict, List, Mapping, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from spacy.training.iob_utils import iob_to_biluo
 
@@ -53,14 +54,15 @@ def match_tags(
     """Index pairs (i, j) of tags_a[i] and tags_b[j] that denote the same tag.
 
     'O' always matches 'O'; 'B-person' matches 'B-PER' when
-    ``label_map == {"person": "PER"}``.
+    ``label_map == {"person": "PER"}``; a type mapped to ``""`` matches nothing.
     """
-    def key(tag: str) -> Tuple[str, str]:
+    def key(tag: str) -> Optional[Tuple[str, str]]:
         prefix, label = split_tag(tag)
-        return prefix, canonical_label(label, label_map)
+        name = canonical_label(label, label_map)
+        return None if label and not name else (prefix, name)
 
-    index_b = {key(tag): j for j, tag in enumerate(tags_b)}
-    return [(i, index_b[key(t)]) for i, t in enumerate(tags_a) if key(t) in index_b]
+    index_b = {key(tag): j for j, tag in enumerate(tags_b) if key(tag) is not None}
+    return [(i, index_b[key(t)]) for i, t in enumerate(tags_a) if key(t) is not None and key(t) in index_b]
 
 
 _BILUO_TO_BIO = {"B": "B", "I": "I", "L": "I", "U": "B"}

@@ -114,6 +114,16 @@ def test_label_map_naming_no_label_is_an_error():
         nlp.initialize(get_examples=lambda: make_examples(nlp))
 
 
+def test_label_map_matches_renamed_types_and_keeps_empty_ones_out():
+    from spacy_ladtl.tags import match_tags
+
+    tags_a = ["O", "B-person", "I-person", "B-location", "I-location"]
+    tags_b = ["O", "B-PER", "I-PER", "B-location", "I-location"]
+    assert match_tags(tags_a, tags_b, {"person": "PER"}) == [(0, 0), (1, 1), (2, 2), (3, 3), (4, 4)]
+    assert match_tags(tags_a, tags_b, {"person": "PER", "location": ""}) == [(0, 0), (1, 1), (2, 2)]
+    assert match_tags(tags_a, tags_b, {}) == [(0, 0), (3, 3), (4, 4)]
+
+
 def test_unknown_settings_are_errors():
     with pytest.raises(ValueError, match="target_domain"):
         make_nlp(target_domain="cardiology")

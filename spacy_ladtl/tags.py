@@ -61,8 +61,8 @@ def match_tags(
         name = canonical_label(label, label_map)
         return None if label and not name else (prefix, name)
 
-    index_b = {key(tag): j for j, tag in enumerate(tags_b) if key(tag) is not None}
-    return [(i, index_b[key(t)]) for i, t in enumerate(tags_a) if key(t) is not None and key(t) in index_b]
+    index_b = {k: j for j, k in enumerate(map(key, tags_b)) if k is not None}
+    return [(i, index_b[k]) for i, k in enumerate(map(key, tags_a)) if k in index_b]
 
 
 _BILUO_TO_BIO = {"B": "B", "I": "I", "L": "I", "U": "B"}

@@ -38,6 +38,12 @@ def same_point(a: Optional[Point], b: Optional[Point]) -> bool:
                for k in a)
 
 
+def holds_point(record: Dict[str, Any], best: Optional[Point]) -> bool:
+    """Whether a tuned method's run record was trained for ``best``, the search's current
+    point (None while the search is unfinished)."""
+    return same_point(record.get("tuned", {}).get("point"), best)
+
+
 def point_name(point: Point) -> str:
     """{"components.ladtl_ner.mmd_include_o": False, "components.ladtl_ner.alpha": 0.01, ...}
     -> "mmd_include_ofalse-alpha0.01-..."."""

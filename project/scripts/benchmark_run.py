@@ -133,7 +133,7 @@ def up_to_date(path: Path, plan: Dict[str, Any], pair_name: str, method: str, ra
         return True
     base = bench_tuning.plan_base(plan, PROJECT, LADTL_CONFIG)
     _, best, _ = bench_tuning.search(results, pair_name, rate_name(rate), plan["tuning"], base)
-    return best is not None and bench_tuning.same_point(srsly.read_json(path).get("tuned", {}).get("point"), best)
+    return bench_tuning.holds_point(srsly.read_json(path), best)
 
 
 def run_one(plan: Dict[str, Any], pair_name: str, method_name: str, rate: float, seed: int, corpus: Path,
@@ -331,7 +331,7 @@ def main() -> None:
             print(f"✘ {label} skipped: its dev tuning did not finish", flush=True)
             return False
         best, trace = tuned[(pair_name, rate)]
-        if path.exists() and bench_tuning.same_point(srsly.read_json(path).get("tuned", {}).get("point"), best):
+        if path.exists() and bench_tuning.holds_point(srsly.read_json(path), best):
             print(f"✔ {label}: up to date with the dev search", flush=True)
             return True
         annotate = {"tuned": {"point": best, "seed": plan["tuning"]["seed"], "trace": trace}}

@@ -62,6 +62,7 @@ DEFAULT_LADTL_MODEL = Config().from_str(default_model_config)["model"]
         "epsilon": 0.3,
         "mmd": "label_aware",
         "mmd_include_o": False,
+        "mmd_bandwidth": "pooled",
         "mmd_max_tokens": 64,
         "mmd_min_tokens": 2,
         "label_map": {},
@@ -89,6 +90,7 @@ def make_ladtl_ner(
     epsilon: float,
     mmd: str,
     mmd_include_o: bool,
+    mmd_bandwidth: str,
     mmd_max_tokens: int,
     mmd_min_tokens: int,
     label_map: Dict[str, str],
@@ -104,6 +106,8 @@ def make_ladtl_ner(
     epsilon: CRF loss weight of the source domain(s); the target gets 1 - epsilon.
     mmd: "label_aware" (La-MMD), "marginal" (plain MMD) or "none".
     mmd_include_o: also align the O tag's vectors (the paper does; default off).
+    mmd_bandwidth: La-MMD's Gaussian bandwidth: "pooled" (one median over all labels'
+        vectors) or "per_label" (each label's own median).
     mmd_max_tokens: cap on tokens per label and domain in La-MMD (per domain for marginal).
     mmd_min_tokens: labels with fewer tokens on a side are skipped in the batch.
     label_map: rename entity types before matching across domains, e.g. {"person": "PER"};
@@ -121,6 +125,7 @@ def make_ladtl_ner(
         epsilon=epsilon,
         mmd=mmd,
         mmd_include_o=mmd_include_o,
+        mmd_bandwidth=mmd_bandwidth,
         mmd_max_tokens=mmd_max_tokens,
         mmd_min_tokens=mmd_min_tokens,
         label_map=label_map,
@@ -145,6 +150,7 @@ class LaDTLEntityRecognizer(TrainablePipe):
         epsilon: float = 0.3,
         mmd: str = "label_aware",
         mmd_include_o: bool = False,
+        mmd_bandwidth: str = "pooled",
         mmd_max_tokens: int = 64,
         mmd_min_tokens: int = 2,
         label_map: Optional[Dict[str, str]] = None,
@@ -171,6 +177,7 @@ class LaDTLEntityRecognizer(TrainablePipe):
             "epsilon": epsilon,
             "mmd": mmd,
             "mmd_include_o": mmd_include_o,
+            "mmd_bandwidth": mmd_bandwidth,
             "mmd_max_tokens": mmd_max_tokens,
             "mmd_min_tokens": mmd_min_tokens,
             "label_map": dict(label_map or {}),
@@ -331,6 +338,7 @@ class LaDTLEntityRecognizer(TrainablePipe):
             domain_weights=self._domain_weights(),
             mmd=cfg["mmd"],
             mmd_include_o=cfg["mmd_include_o"],
+            mmd_bandwidth=cfg.get("mmd_bandwidth", "pooled"),
             mmd_max_tokens=cfg["mmd_max_tokens"],
             mmd_min_tokens=cfg["mmd_min_tokens"],
             label_map=cfg["label_map"],

@@ -18,12 +18,14 @@ __all__ = [
     "gaussian_kernel_sum",
     "median_bandwidth",
     "mmd2",
+    "MMD_BANDWIDTHS",
     "la_mmd",
     "marginal_mmd",
     "crf_l2",
 ]
 
 _BANDWIDTH_FLOOR = 1e-6
+MMD_BANDWIDTHS = ("pooled", "per_label")
 
 
 def _sq_dists(x: Tensor, y: Tensor) -> Tensor:
@@ -79,6 +81,8 @@ def _kernel_from_sq_dists(
 ) -> Tensor:
     """Multi-bandwidth Gaussian kernel sum from squared distances.
 
+    ``bandwidth`` is a scalar or one value per row of ``d2`` (N,).
+
     For an integer ``kernel_mul`` >= 2 the bandwidths are ``bw_max / m**j``, so
     ``exp(-d2 / bw_j) = u ** (m**j)`` with ``u = exp(-d2 / bw_max)``: one ``exp``
     and repeated powers (squarings for m = 2) instead of ``n_kernels`` exps over a
@@ -86,6 +90,8 @@ def _kernel_from_sq_dists(
     """
     mul = float(kernel_mul)
     bandwidth = torch.as_tensor(bandwidth, device=d2.device, dtype=d2.dtype)
+    if bandwidth.dim() == 1:  # one bandwidth per row
+        bandwidth = bandwidth.unsqueeze(1)
     if n_kernels >= 1 and mul >= 2.0 and mul == int(mul):
         m = int(mul)
         bw_max = bandwidth * (mul ** (n_kernels - 1 - n_kernels // 2))
@@ -96,9 +102,9 @@ def _kernel_from_sq_dists(
             total = total + term
         return total
     exps = torch.arange(n_kernels, device=d2.device, dtype=d2.dtype) - (n_kernels // 2)
-    bws = bandwidth * (mul**exps)
+    bws = bandwidth.unsqueeze(0) * (mul**exps).view(-1, 1, 1)
     # (n_kernels, Nx, Ny) -> (Nx, Ny)
-    return torch.exp(-d2.unsqueeze(0) / bws.view(-1, 1, 1)).sum(0)
+    return torch.exp(-d2.unsqueeze(0) / bws).sum(0)
 
 
 def gaussian_kernel_sum(
@@ -159,6 +165,19 @@ def _median_from_sq_dists(d2: Tensor, z: Tensor) -> Tensor:
     if values.numel() == 0:
         return one
     return values.median().clamp_min(_BANDWIDTH_FLOOR)
+
+
+def _per_label_medians(d2: Tensor, z: Tensor, labels: Tensor) -> Tensor:
+    """Per row of ``z``: the median bandwidth of the rows sharing its label -> (N,).
+
+    Only same-label kernel entries enter La-MMD, so each label's kernel can use
+    the scale of its own distances.
+    """
+    bw = z.new_ones(z.shape[0])
+    for label in labels.unique().tolist():
+        rows = (labels == label).nonzero(as_tuple=True)[0]
+        bw[rows] = _median_from_sq_dists(d2.detach()[rows][:, rows], z[rows])
+    return bw
 
 
 def _zero_like_graph(*tensors: Tensor) -> Tensor:
@@ -247,6 +266,7 @@ def la_mmd(
     min_tokens: int = 2,
     n_kernels: int = 5,
     kernel_mul: float = 2.0,
+    bandwidth: str = "pooled",
     generator: Optional[torch.Generator] = None,
 ) -> Tuple[Tensor, Tensor]:
     """Label-aware MMD: ``sum_y mu_y * MMD^2(h_a[y_a==y], h_b[y_b==y])``, eq. (5).
@@ -254,8 +274,10 @@ def la_mmd(
     ``y_a``/``y_b`` hold a shared label id per token, -1 = ignore. Per label
     and side at most ``max_tokens_per_label`` random tokens are used; labels
     with fewer than ``min_tokens`` tokens on either side are skipped. All
-    labels share one kernel matrix over the pooled tokens ``Z`` (one median
-    bandwidth) and per-label MMD^2 is ``w_y^T K w_y``.
+    labels share one distance matrix over the pooled tokens ``Z`` and
+    per-label MMD^2 is ``w_y^T K w_y``. ``bandwidth``: ``"pooled"`` = one
+    median over all of ``Z``; ``"per_label"`` = each label's own median over
+    its two sides' tokens (the scale of the distances its MMD compares).
 
     Returns ``(total, per_label)`` with ``per_label`` of shape (n_labels,)
     and 0 for skipped labels. Always finite; gradients flow to h_a and h_b.
@@ -279,7 +301,12 @@ def la_mmd(
 
     z = torch.cat([h_a[idx_a], h_b[idx_b]], 0)
     d2 = _self_sq_dists(z)  # one distance matrix for both the bandwidth and the kernel
-    bw = _median_from_sq_dists(d2, z)
+    if bandwidth == "pooled":
+        bw = _median_from_sq_dists(d2, z)
+    elif bandwidth == "per_label":
+        bw = _per_label_medians(d2, z, torch.cat([lab_a, lab_b]))
+    else:
+        raise ValueError(f"bandwidth = {bandwidth!r} is not one of {MMD_BANDWIDTHS}.")
     k = _kernel_from_sq_dists(d2, bw, n_kernels, kernel_mul)
 
     inv_a = 1.0 / n_a.clamp_min(1).to(dtype)

@@ -18,7 +18,7 @@ from spacy.attrs import ORTH
 from spacy.training import Example
 
 from .layers import EncodedBatch
-from .losses import crf_l2, la_mmd, marginal_mmd
+from .losses import MMD_BANDWIDTHS, crf_l2, la_mmd, marginal_mmd
 from .tags import OUTSIDE, biluo_to_scheme, match_tags
 
 MMD_MODES = ("label_aware", "marginal", "none")
@@ -33,6 +33,7 @@ class TransferSettings:
     domain_weights: Sequence[float] = (0.3, 0.7)
     mmd: str = "label_aware"
     mmd_include_o: bool = False
+    mmd_bandwidth: str = "pooled"
     mmd_max_tokens: int = 64
     mmd_min_tokens: int = 2
     mmd_kernels: int = 5
@@ -41,6 +42,10 @@ class TransferSettings:
     def __post_init__(self) -> None:
         if self.mmd not in MMD_MODES:
             raise ValueError(f"mmd = {self.mmd!r} in [components.ladtl_ner] is not one of {MMD_MODES}.")
+        if self.mmd_bandwidth not in MMD_BANDWIDTHS:
+            raise ValueError(
+                f"mmd_bandwidth = {self.mmd_bandwidth!r} in [components.ladtl_ner] is not one of {MMD_BANDWIDTHS}."
+            )
 
 
 @dataclass
@@ -127,6 +132,7 @@ def _pair_mmd(
         max_tokens_per_label=settings.mmd_max_tokens,
         min_tokens=settings.mmd_min_tokens,
         n_kernels=settings.mmd_kernels,
+        bandwidth=settings.mmd_bandwidth,
     )
     return total
 

@@ -129,6 +129,8 @@ def test_unknown_settings_are_errors():
         make_nlp(target_domain="cardiology")
     with pytest.raises(ValueError, match="mmd"):
         make_nlp(mmd="sometimes")
+    with pytest.raises(ValueError, match="mmd_bandwidth = 'auto'"):
+        make_nlp(mmd_bandwidth="auto")
 
 
 def test_overfitting_IO():
@@ -238,11 +240,13 @@ def test_spans_key_and_scorer_keys():
     assert list(doc.spans["ladtl"]) == list(doc.ents)
 
 
-def test_mmd_gradient_reaches_the_encoder():
+@pytest.mark.parametrize("bandwidth", ["pooled", "per_label"])
+def test_mmd_gradient_reaches_the_encoder(bandwidth):
     """With alpha > 0 and only the MMD term differentiated, the tok2vec weights get a gradient."""
     fix_random_seed(0)
-    nlp = make_nlp(label_map={"person": "PER", "location": "LOC"}, mmd_min_tokens=1)
+    nlp = make_nlp(label_map={"person": "PER", "location": "LOC"}, mmd_min_tokens=1, mmd_bandwidth=bandwidth)
     ner = nlp.get_pipe("ladtl_ner")
+    assert ner.settings.mmd_bandwidth == bandwidth
     examples = make_examples(nlp)
     nlp.initialize(get_examples=lambda: examples)
     batch, backprop = ner.model.begin_update([eg.predicted for eg in examples])

@@ -121,6 +121,27 @@ def test_la_mmd_matches_mmd2_with_shared_bandwidth():
     assert total.item() == pytest.approx(ref.item(), rel=1e-4)
 
 
+def test_la_mmd_per_label_bandwidth_is_each_labels_own_mmd():
+    # Two labels far apart: the pooled median is set by the gap between them,
+    # the per-label one by each label's own spread.
+    x0, y0 = _randn(10, 4, seed=5), _randn(12, 4, seed=6) + 0.5
+    x1, y1 = _randn(8, 4, seed=7) + 20.0, _randn(9, 4, seed=8) + 20.5
+    h_a, h_b = torch.cat([x0, x1]), torch.cat([y0, y1])
+    y_a = torch.tensor([0] * 10 + [1] * 8)
+    y_b = torch.tensor([0] * 12 + [1] * 9)
+    _, pooled = la_mmd(h_a, y_a, h_b, y_b, 2)
+    total, per_label = la_mmd(h_a, y_a, h_b, y_b, 2, bandwidth="per_label")
+    for label, (x, y) in enumerate([(x0, y0), (x1, y1)]):
+        ref = mmd2(x, y, bandwidth=median_bandwidth(torch.cat([x, y])))
+        assert per_label[label].item() == pytest.approx(ref.item(), rel=1e-4)
+    assert per_label[0].item() > 2 * pooled[0].item()
+    h_a.requires_grad_(True)
+    la_mmd(h_a, y_a, h_b, y_b, 2, bandwidth="per_label")[0].backward()
+    assert torch.isfinite(h_a.grad).all() and h_a.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="per_label"):
+        la_mmd(h_a, y_a, h_b, y_b, 2, bandwidth="median")
+
+
 def test_la_mmd_ignores_minus_one_tokens():
     h_a, y_a, h_b, y_b = _two_domains()
     y_a = torch.cat([y_a, torch.full((7,), -1)])

@@ -338,7 +338,7 @@ class LaDTLEntityRecognizer(TrainablePipe):
             domain_weights=self._domain_weights(),
             mmd=cfg["mmd"],
             mmd_include_o=cfg["mmd_include_o"],
-            mmd_bandwidth=cfg.get("mmd_bandwidth", "pooled"),
+            mmd_bandwidth=cfg["mmd_bandwidth"],
             mmd_max_tokens=cfg["mmd_max_tokens"],
             mmd_min_tokens=cfg["mmd_min_tokens"],
             label_map=cfg["label_map"],

@@ -176,7 +176,7 @@ def _per_label_medians(d2: Tensor, z: Tensor, labels: Tensor) -> Tensor:
     bw = z.new_ones(z.shape[0])
     for label in labels.unique().tolist():
         rows = (labels == label).nonzero(as_tuple=True)[0]
-        bw[rows] = _median_from_sq_dists(d2.detach()[rows][:, rows], z[rows])
+        bw[rows] = _median_from_sq_dists(d2[rows][:, rows], z[rows])
     return bw
 
 

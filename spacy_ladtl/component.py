@@ -63,6 +63,7 @@ DEFAULT_LADTL_MODEL = Config().from_str(default_model_config)["model"]
         "mmd": "label_aware",
         "mmd_include_o": False,
         "mmd_bandwidth": "pooled",
+        "mmd_labels": "tag",
         "mmd_max_tokens": 64,
         "mmd_min_tokens": 2,
         "label_map": {},
@@ -91,6 +92,7 @@ def make_ladtl_ner(
     mmd: str,
     mmd_include_o: bool,
     mmd_bandwidth: str,
+    mmd_labels: str,
     mmd_max_tokens: int,
     mmd_min_tokens: int,
     label_map: Dict[str, str],
@@ -108,6 +110,8 @@ def make_ladtl_ner(
     mmd_include_o: also align the O tag's vectors (the paper does; default off).
     mmd_bandwidth: La-MMD's Gaussian bandwidth: "pooled" (one median over all labels'
         vectors) or "per_label" (each label's own median).
+    mmd_labels: what La-MMD aligns as one label: "tag" (B-PER, I-PER, ... each on its
+        own) or "type" (all tags of PER together: more tokens per label and batch).
     mmd_max_tokens: cap on tokens per label and domain in La-MMD (per domain for marginal).
     mmd_min_tokens: labels with fewer tokens on a side are skipped in the batch.
     label_map: rename entity types before matching across domains, e.g. {"person": "PER"};
@@ -126,6 +130,7 @@ def make_ladtl_ner(
         mmd=mmd,
         mmd_include_o=mmd_include_o,
         mmd_bandwidth=mmd_bandwidth,
+        mmd_labels=mmd_labels,
         mmd_max_tokens=mmd_max_tokens,
         mmd_min_tokens=mmd_min_tokens,
         label_map=label_map,
@@ -151,6 +156,7 @@ class LaDTLEntityRecognizer(TrainablePipe):
         mmd: str = "label_aware",
         mmd_include_o: bool = False,
         mmd_bandwidth: str = "pooled",
+        mmd_labels: str = "tag",
         mmd_max_tokens: int = 64,
         mmd_min_tokens: int = 2,
         label_map: Optional[Dict[str, str]] = None,
@@ -178,6 +184,7 @@ class LaDTLEntityRecognizer(TrainablePipe):
             "mmd": mmd,
             "mmd_include_o": mmd_include_o,
             "mmd_bandwidth": mmd_bandwidth,
+            "mmd_labels": mmd_labels,
             "mmd_max_tokens": mmd_max_tokens,
             "mmd_min_tokens": mmd_min_tokens,
             "label_map": dict(label_map or {}),
@@ -339,6 +346,7 @@ class LaDTLEntityRecognizer(TrainablePipe):
             mmd=cfg["mmd"],
             mmd_include_o=cfg["mmd_include_o"],
             mmd_bandwidth=cfg["mmd_bandwidth"],
+            mmd_labels=cfg["mmd_labels"],
             mmd_max_tokens=cfg["mmd_max_tokens"],
             mmd_min_tokens=cfg["mmd_min_tokens"],
             label_map=cfg["label_map"],

@@ -19,9 +19,11 @@ from spacy.training import Example
 
 from .layers import EncodedBatch
 from .losses import MMD_BANDWIDTHS, crf_l2, la_mmd, marginal_mmd
-from .tags import OUTSIDE, biluo_to_scheme, match_tags
+from .tags import OUTSIDE, biluo_to_scheme, match_tags, split_tag
 
 MMD_MODES = ("label_aware", "marginal", "none")
+#: What La-MMD calls a label: each CRF tag (B-PER, I-PER, ...) or each entity type (PER).
+MMD_LABEL_LEVELS = ("tag", "type")
 
 
 @dataclass
@@ -34,6 +36,7 @@ class TransferSettings:
     mmd: str = "label_aware"
     mmd_include_o: bool = False
     mmd_bandwidth: str = "pooled"
+    mmd_labels: str = "tag"
     mmd_max_tokens: int = 64
     mmd_min_tokens: int = 2
     mmd_kernels: int = 5
@@ -45,6 +48,10 @@ class TransferSettings:
         if self.mmd_bandwidth not in MMD_BANDWIDTHS:
             raise ValueError(
                 f"mmd_bandwidth = {self.mmd_bandwidth!r} in [components.ladtl_ner] is not one of {MMD_BANDWIDTHS}."
+            )
+        if self.mmd_labels not in MMD_LABEL_LEVELS:
+            raise ValueError(
+                f"mmd_labels = {self.mmd_labels!r} in [components.ladtl_ner] is not one of {MMD_LABEL_LEVELS}."
             )
 
 
@@ -61,16 +68,25 @@ class TagMatch:
 def match_domains(
     tags_a: Sequence[str], tags_b: Sequence[str], settings: TransferSettings, device: torch.device
 ) -> TagMatch:
-    """Which tags of two domains are tied by the transfer terms."""
+    """Which tags of two domains are tied by the transfer terms.
+
+    CRF-L2 ties every matched tag pair. La-MMD groups matched tags into shared
+    labels: one per tag (``mmd_labels = "tag"``) or one per entity type, so that
+    B-, I-, L- and U-PER vectors are compared as one label (``"type"``).
+    """
     pairs = match_tags(tags_a, tags_b, settings.label_map)
     shared_a = torch.full((len(tags_a),), -1, dtype=torch.long)
     shared_b = torch.full((len(tags_b),), -1, dtype=torch.long)
-    mmd_pairs = [(i, j) for i, j in pairs if settings.mmd_include_o or tags_a[i] != OUTSIDE]
-    for shared_id, (i, j) in enumerate(mmd_pairs):
+    shared_ids: Dict[str, int] = {}
+    for i, j in pairs:
+        if tags_a[i] == OUTSIDE and not settings.mmd_include_o:
+            continue
+        key = tags_a[i] if settings.mmd_labels == "tag" else split_tag(tags_a[i])[1] or OUTSIDE
+        shared_id = shared_ids.setdefault(key, len(shared_ids))
         shared_a[i] = shared_id
         shared_b[j] = shared_id
     pair_tensor = torch.tensor(pairs, dtype=torch.long).reshape(-1, 2)
-    return TagMatch(pair_tensor.to(device), shared_a.to(device), shared_b.to(device), len(mmd_pairs))
+    return TagMatch(pair_tensor.to(device), shared_a.to(device), shared_b.to(device), len(shared_ids))
 
 
 def ladtl_loss(

@@ -131,6 +131,30 @@ def test_unknown_settings_are_errors():
         make_nlp(mmd="sometimes")
     with pytest.raises(ValueError, match="mmd_bandwidth = 'auto'"):
         make_nlp(mmd_bandwidth="auto")
+    with pytest.raises(ValueError, match="mmd_labels = 'entity'"):
+        make_nlp(mmd_labels="entity")
+
+
+@pytest.mark.parametrize("include_o", [False, True])
+def test_mmd_labels_type_pools_the_tags_of_each_matched_type(include_o):
+    from spacy_ladtl.objective import TransferSettings, match_domains
+
+    tags_a = ["O", "B-person", "I-person", "B-misc", "I-misc", "B-location", "I-location"]
+    tags_b = ["O", "B-PER", "I-PER", "B-location", "I-location"]
+    cpu = torch.device("cpu")
+    common = dict(label_map={"person": "PER"}, mmd_include_o=include_o)
+    by_tag = match_domains(tags_a, tags_b, TransferSettings(mmd_labels="tag", **common), cpu)
+    by_type = match_domains(tags_a, tags_b, TransferSettings(mmd_labels="type", **common), cpu)
+    # CRF-L2 ties the same tag pairs either way
+    assert by_tag.pairs.tolist() == by_type.pairs.tolist()
+    assert by_tag.n_shared == 4 + include_o
+    assert by_type.n_shared == 2 + include_o
+    a, b = by_type.shared_a.tolist(), by_type.shared_b.tolist()
+    assert a[1] == a[2] == b[1] == b[2] >= 0  # person / PER
+    assert a[5] == a[6] == b[3] == b[4] >= 0  # location
+    assert a[1] != a[5]
+    assert a[3] == a[4] == -1  # misc has no match in b
+    assert (a[0] >= 0) == include_o and a[0] == b[0]
 
 
 def test_overfitting_IO():
@@ -240,13 +264,15 @@ def test_spans_key_and_scorer_keys():
     assert list(doc.spans["ladtl"]) == list(doc.ents)
 
 
-@pytest.mark.parametrize("bandwidth", ["pooled", "per_label"])
-def test_mmd_gradient_reaches_the_encoder(bandwidth):
+@pytest.mark.parametrize("bandwidth,labels", [("pooled", "tag"), ("per_label", "tag"), ("pooled", "type")])
+def test_mmd_gradient_reaches_the_encoder(bandwidth, labels):
     """With alpha > 0 and only the MMD term differentiated, the tok2vec weights get a gradient."""
     fix_random_seed(0)
-    nlp = make_nlp(label_map={"person": "PER", "location": "LOC"}, mmd_min_tokens=1, mmd_bandwidth=bandwidth)
+    nlp = make_nlp(
+        label_map={"person": "PER", "location": "LOC"}, mmd_min_tokens=1, mmd_bandwidth=bandwidth, mmd_labels=labels
+    )
     ner = nlp.get_pipe("ladtl_ner")
-    assert ner.settings.mmd_bandwidth == bandwidth
+    assert ner.settings.mmd_bandwidth == bandwidth and ner.settings.mmd_labels == labels
     examples = make_examples(nlp)
     nlp.initialize(get_examples=lambda: examples)
     batch, backprop = ner.model.begin_update([eg.predicted for eg in examples])

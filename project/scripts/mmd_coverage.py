@@ -1,0 +1,124 @@
+"""How much of a pair's data La-MMD actually sees, batch by batch (no training).
+
+La-MMD compares a label's source and target vectors only in batches where
+both sides hold at least ``mmd_min_tokens`` tokens of it. With a few target
+sentences per batch most labels are often skipped; this script counts how
+often, for each ``mmd_labels`` level ("tag" or "type") and min-token setting.
+
+Usage (from project/, after `benchmark_run.py --prepare-only` made the corpora):
+    python scripts/mmd_coverage.py PAIR [--rate 0.1] [--batches 300] [--size 32]
+        [--out benchmarks/mmd_coverage.md]
+"""
+import argparse
+import random
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+import spacy
+import srsly
+import torch
+from spacy.tokens import DocBin
+from spacy.training import Example
+
+from spacy_ladtl.batchers import domain_batches
+from spacy_ladtl.domains import set_domain
+from spacy_ladtl.objective import TransferSettings, gold_tag_ids, match_domains
+from spacy_ladtl.tags import make_tags
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def load_examples(path: Path, domain: str, lang: str) -> List[Example]:
+    nlp = spacy.blank(lang)
+    examples = []
+    for doc in DocBin().from_disk(path).get_docs(nlp.vocab):
+        set_domain(doc, domain)
+        examples.append(Example(doc, doc))
+    return examples
+
+
+def coverage(
+    batches: Sequence[List[Example]],
+    tag_sets: Dict[str, List[str]],
+    settings: TransferSettings,
+) -> Dict[str, float]:
+    """Mean active labels per batch, and the share of target entity tokens La-MMD uses."""
+    domains = list(tag_sets)
+    match = match_domains(tag_sets[domains[0]], tag_sets[domains[1]], settings, torch.device("cpu"))
+    active_total, used, entity_tokens = 0, 0, 0
+    for batch in batches:
+        ids = [domains.index(eg.predicted._.ladtl_domain) for eg in batch]
+        width = max(len(eg.predicted) for eg in batch)
+        gold = gold_tag_ids(batch, ids, [tag_sets[d] for d in domains], "BILUO", (len(batch), width))
+        mask = torch.zeros(len(batch), width, dtype=torch.bool)
+        for row, eg in enumerate(batch):
+            mask[row, : len(eg.predicted)] = True
+        dom = torch.tensor(ids)
+        y_a = match.shared_a[gold[dom == 0][mask[dom == 0]]]
+        y_b = match.shared_b[gold[dom == 1][mask[dom == 1]]]
+        n_a = torch.bincount(y_a[y_a >= 0], minlength=match.n_shared)
+        n_b = torch.bincount(y_b[y_b >= 0], minlength=match.n_shared)
+        active = (n_a >= settings.mmd_min_tokens) & (n_b >= settings.mmd_min_tokens)
+        active_total += int(active.sum())
+        target_entity = gold[dom == 1][mask[dom == 1]] > 0
+        entity_tokens += int(target_entity.sum())
+        in_mmd = (y_b >= 0) & active[y_b.clamp_min(0)]
+        used += int((in_mmd & target_entity).sum())
+    return {
+        "labels": match.n_shared,
+        "active_per_batch": active_total / max(len(batches), 1),
+        "target_entity_tokens_used": used / max(entity_tokens, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("pair")
+    parser.add_argument("--rate", type=float, default=0.1)
+    parser.add_argument("--batches", type=int, default=300)
+    parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--out", type=Path, default=None, help="append the Markdown table to this file")
+    args = parser.parse_args()
+    corpus = PROJECT / "benchmarks" / "work" / args.pair / "corpus"
+    info = srsly.read_json(corpus / "pair.json")
+    lang = info["domains"]["target"].get("lang", "en")
+    source = load_examples(corpus / "source_train.spacy", "source", lang)
+    target = load_examples(corpus / f"target_train_r{args.rate:g}.spacy", "target", lang)
+    tag_sets = {
+        d: make_tags(sorted({e.label_ for eg in egs for e in eg.reference.ents}), "BILUO")
+        for d, egs in (("source", source), ("target", target))
+    }
+    plan = srsly.read_yaml(PROJECT / "benchmark.yml")["pairs"][args.pair]
+    label_map = plan.get("label_map", {})
+    random.seed(0)
+    batches = []
+    for batch in domain_batches(source + target, args.size):
+        batches.append(batch)
+        if len(batches) >= args.batches:
+            break
+    lines = [
+        f"### {args.pair}, {args.rate:g} target, {len(batches)} batches of {args.size}",
+        "",
+        "| mmd_labels | mmd_min_tokens | include O | shared labels | active labels per batch | target entity tokens in La-MMD |",
+        "|---|---|---|---|---|---|",
+    ]
+    for labels in ("tag", "type"):
+        for min_tokens in (2, 1):
+            for include_o in (False, True):
+                settings = TransferSettings(
+                    mmd_labels=labels, mmd_min_tokens=min_tokens, mmd_include_o=include_o, label_map=label_map
+                )
+                c = coverage(batches, tag_sets, settings)
+                lines.append(
+                    f"| {labels} | {min_tokens} | {include_o} | {c['labels']} | "
+                    f"{c['active_per_batch']:.2f} | {100 * c['target_entity_tokens_used']:.1f}% |"
+                )
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out is not None:
+        with open(args.out, "a", encoding="utf-8") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

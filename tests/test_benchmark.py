@@ -77,6 +77,9 @@ def test_compare_ranks_only_planned_methods_and_lists_notes(tmp_path):
     assert "**61.00 ± 1.41**" in row and "| 80.00 (n=1) |" in row and "**80.00" not in row and "| 70.00 (n=1) |" in row
     assert "- bionlp13pc-bionlp13cg joint rate 0.1 seeds 0, 1: same note for both seeds." in text
     assert "cut short at step 1600" in text and "trained on Some GPU (GPU): ladtl_trf" in text and "trained on CPU (2 cores, 2 torch threads): joint, ladtl" in text
+    # paired by seed: ladtl - joint is +5 on both seeds
+    assert "| pair | target rate | ladtl − joint |" in text
+    assert "| bionlp13pc-bionlp13cg | 10% | +5.00 ± 0.00 (2/2) |" in text
 
 
 def load_bench_tuning():

@@ -64,6 +64,40 @@ def markdown_table(table, plan: Dict[str, Any], split: str = "test") -> str:
     return "\n".join(lines)
 
 
+def paired_differences(table, plan: Dict[str, Any], split: str = "test") -> str:
+    """``plan["paired"]``: ``method`` minus each of ``against``, seed by seed (same seeds on both sides).
+
+    A cell is the mean ± std of the per-seed F1 differences and how many seeds
+    ``method`` won; the spread of a difference over seeds says whether a gap
+    between two means is more than seed noise.
+    """
+    spec = plan.get("paired")
+    if not spec:
+        return ""
+    method, against = spec["method"], [m for m in spec["against"] if any(m in row for row in table.values())]
+    lines = [f"| pair | target rate | " + " | ".join(f"{method} − {m}" for m in against) + " |",
+             "|---|---|" + "---|" * len(against)]
+    for (pair, rate) in sorted(table, key=lambda k: (list(plan["pairs"]).index(k[0]) if k[0] in plan["pairs"] else 99, k[1])):
+        row = table[(pair, rate)]
+        if not row.get(method):
+            continue
+        ours = {r["seed"]: 100 * r[split]["ents_f"] for r in row[method]}
+        cells = []
+        for other in against:
+            theirs = {r["seed"]: 100 * r[split]["ents_f"] for r in row.get(other, [])}
+            diffs = [ours[seed] - theirs[seed] for seed in sorted(set(ours) & set(theirs))]
+            if not diffs:
+                cells.append("–")
+                continue
+            mean, std = mean_std(diffs)
+            wins = sum(d > 0 for d in diffs)
+            cells.append(f"{mean:+.2f} ± {std:.2f} ({wins}/{len(diffs)})" if len(diffs) > 1 else f"{mean:+.2f} (1 seed)")
+        if any(c != "–" for c in cells):
+            lines.append(f"| {pair} | {rate:.0%} | " + " | ".join(cells) + " |")
+    return (f"\n\nPaired {split} F1 differences, seed by seed (`{method}` minus each method, on the seeds both ran): "
+            f"mean ± std over seeds, (seeds `{method}` won / seeds compared):\n\n" + "\n".join(lines))
+
+
 def notes(table, plan: Dict[str, Any], extra: List[str]) -> str:
     """The table's notes: protocol, machines, run notes, ``extra`` lines, published references."""
     lines = ["", "Notes:", ""]
@@ -211,7 +245,8 @@ def main() -> None:
         raise SystemExit(f"✘ no result JSONs under {args.results}: run scripts/benchmark_run.py first")
     stale = drop_stale_tuned(table, plan, args.results)
     text = ("# Accuracy benchmark\n\nTarget **test** entity F1:\n\n" + markdown_table(table, plan) + "\n"
-            + notes(table, plan, stale) + tuning_notes(table, plan, args.results) + "\n\nTarget **dev** entity F1 of the same checkpoints (what selected them):\n\n"
+            + notes(table, plan, stale) + paired_differences(table, plan) + tuning_notes(table, plan, args.results)
+            + "\n\nTarget **dev** entity F1 of the same checkpoints (what selected them):\n\n"
             + markdown_table(table, plan, split="dev") + "\n")
     if plot_curve(table, plan, args.plot):
         text += f"\n![F1 vs sampling rate]({args.plot.name})\n"

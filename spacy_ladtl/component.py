@@ -106,7 +106,8 @@ def make_ladtl_ner(
     default_domain: the head used for docs without a domain marker (default: target).
     alpha, beta: weights of La-MMD and CRF-L2 (paper: 0.02, 0.03).
     epsilon: CRF loss weight of the source domain(s); the target gets 1 - epsilon.
-    mmd: "label_aware" (La-MMD), "marginal" (plain MMD) or "none".
+    mmd: "label_aware" (La-MMD), "marginal" (plain MMD), "label_aware+marginal" (their sum)
+        or "none".
     mmd_include_o: also align the O tag's vectors (the paper does; default off).
     mmd_bandwidth: La-MMD's Gaussian bandwidth: "pooled" (one median over all labels'
         vectors) or "per_label" (each label's own median).

@@ -21,7 +21,9 @@ from .layers import EncodedBatch
 from .losses import MMD_BANDWIDTHS, crf_l2, la_mmd, marginal_mmd
 from .tags import OUTSIDE, biluo_to_scheme, match_tags, split_tag
 
-MMD_MODES = ("label_aware", "marginal", "none")
+#: "label_aware+marginal" adds both, as joint distribution adaptation does (Long et al., ICCV 2013):
+#: the marginal term also reaches O and the types matched in neither domain.
+MMD_MODES = ("label_aware", "marginal", "label_aware+marginal", "none")
 #: What La-MMD calls a label: each CRF tag (B-PER, I-PER, ...) or each entity type (PER).
 MMD_LABEL_LEVELS = ("tag", "type")
 
@@ -132,11 +134,14 @@ def _pair_mmd(
     match: TagMatch,
     settings: TransferSettings,
 ) -> torch.Tensor:
-    """La-MMD (or marginal MMD) between the real tokens of two domains' rows."""
+    """La-MMD, marginal MMD or their sum between the real tokens of two domains' rows."""
     mask_a, mask_b = batch.mask[rows_a], batch.mask[rows_b]
     h_a, h_b = batch.hidden[rows_a][mask_a], batch.hidden[rows_b][mask_b]
-    if settings.mmd == "marginal":
-        return marginal_mmd(h_a, h_b, max_tokens=settings.mmd_max_tokens, n_kernels=settings.mmd_kernels)
+    marginal = None
+    if settings.mmd in ("marginal", "label_aware+marginal"):
+        marginal = marginal_mmd(h_a, h_b, max_tokens=settings.mmd_max_tokens, n_kernels=settings.mmd_kernels)
+        if settings.mmd == "marginal":
+            return marginal
     y_a = match.shared_a[gold[rows_a][mask_a]]
     y_b = match.shared_b[gold[rows_b][mask_b]]
     total, _ = la_mmd(
@@ -150,7 +155,7 @@ def _pair_mmd(
         n_kernels=settings.mmd_kernels,
         bandwidth=settings.mmd_bandwidth,
     )
-    return total
+    return total if marginal is None else total + marginal
 
 
 # --------------------------------------------------------------------------

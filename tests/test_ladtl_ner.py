@@ -289,6 +289,21 @@ def test_mmd_gradient_reaches_the_encoder(bandwidth, labels):
     assert lstm_grads and any(g is not None and float(g.abs().sum()) > 0 for g in lstm_grads)
 
 
+def test_label_aware_plus_marginal_adds_both_terms():
+    """mmd = "label_aware+marginal" is La-MMD plus marginal MMD on the same batch (caps not reached)."""
+    mmd = {}
+    for mode in ("label_aware", "marginal", "label_aware+marginal"):
+        fix_random_seed(0)
+        nlp = make_nlp(label_map={"person": "PER", "location": "LOC"}, mmd_min_tokens=1, mmd=mode)
+        examples = make_examples(nlp)
+        nlp.initialize(get_examples=lambda: examples)
+        ner = nlp.get_pipe("ladtl_ner")
+        batch = ner.model.predict([eg.predicted for eg in examples])
+        mmd[mode] = ner._loss_terms(examples, batch)["mmd"].item()
+    assert mmd["label_aware"] > 0 and mmd["marginal"] > 0
+    assert mmd["label_aware+marginal"] == pytest.approx(mmd["label_aware"] + mmd["marginal"], rel=1e-5)
+
+
 def test_crf_l2_ties_matched_tags_only():
     nlp = make_nlp(label_map={"person": "PER"}, alpha=0.0)
     examples = make_examples(nlp)

@@ -176,3 +176,25 @@ def test_tuned_method_runs_the_search_first(tmp_path):
     table = tmp_path / "RESULTS.md"
     run_script("scripts/benchmark_compare.py", "--plan", str(plan_path), "--results", str(results), "--output", str(table), "--plot", str(tmp_path / "c.png"))
     assert "- bionlp13pc-bionlp13cg, 10% target: alpha " in table.read_text(encoding="utf-8")
+
+
+def test_mmd_coverage_counts_what_la_mmd_sees(tmp_path):
+    """Pooling a type's tags (mmd_labels = "type") lets at least as many target entity tokens into La-MMD."""
+    work = tmp_path / "work"
+    run_script("scripts/benchmark_run.py", "--data-dir", "sample", "--pairs", "bionlp13pc-bionlp13cg", "--rates", "0.1",
+               "--results", str(tmp_path / "results"), "--work", str(work), "--prepare-only")
+    out = tmp_path / "coverage.md"
+    text = run_script("scripts/mmd_coverage.py", "bionlp13pc-bionlp13cg", "--work", str(work), "--batches", "20",
+                      "--out", str(out)).stdout
+    assert out.read_text(encoding="utf-8").strip() == text.strip()
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if cells[0] in ("tag", "type"):
+            rows[(cells[0], int(cells[1]), cells[2] == "True")] = (int(cells[3]), float(cells[4]), float(cells[5].rstrip("%")))
+    assert len(rows) == 8
+    tag, typ = rows[("tag", 2, False)], rows[("type", 2, False)]
+    assert typ[0] < tag[0]  # fewer shared labels: one per type
+    assert typ[2] >= tag[2] > 0  # share of target entity tokens in La-MMD
+    assert rows[("tag", 1, False)][2] >= tag[2]  # a lower min_tokens never sees less
+    assert rows[("tag", 2, True)][0] == tag[0] + 1  # O is one more shared label

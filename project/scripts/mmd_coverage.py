@@ -7,7 +7,7 @@ often, for each ``mmd_labels`` level ("tag" or "type") and min-token setting.
 
 Usage (from project/, after `benchmark_run.py --prepare-only` made the corpora):
     python scripts/mmd_coverage.py PAIR [--rate 0.1] [--batches 300] [--size 32]
-        [--out benchmarks/mmd_coverage.md]
+        [--work benchmarks/work] [--plan benchmark.yml] [--out benchmarks/mmd_coverage.md]
 """
 import argparse
 import random
@@ -77,9 +77,13 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.1)
     parser.add_argument("--batches", type=int, default=300)
     parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--work", type=Path, default=PROJECT / "benchmarks" / "work")
+    parser.add_argument("--plan", type=Path, default=PROJECT / "benchmark.yml")
     parser.add_argument("--out", type=Path, default=None, help="append the Markdown table to this file")
     args = parser.parse_args()
-    corpus = PROJECT / "benchmarks" / "work" / args.pair / "corpus"
+    corpus = args.work / args.pair / "corpus"
+    if not (corpus / "pair.json").exists():
+        raise SystemExit(f"✘ no corpus in {corpus}: run scripts/benchmark_run.py --pairs {args.pair} --prepare-only first")
     info = srsly.read_json(corpus / "pair.json")
     lang = info["domains"]["target"].get("lang", "en")
     source = load_examples(corpus / "source_train.spacy", "source", lang)
@@ -88,7 +92,7 @@ def main() -> None:
         d: make_tags(sorted({e.label_ for eg in egs for e in eg.reference.ents}), "BILUO")
         for d, egs in (("source", source), ("target", target))
     }
-    plan = srsly.read_yaml(PROJECT / "benchmark.yml")["pairs"][args.pair]
+    plan = srsly.read_yaml(args.plan)["pairs"][args.pair]
     label_map = plan.get("label_map", {})
     random.seed(0)
     batches = []

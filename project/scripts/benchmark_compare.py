@@ -47,11 +47,17 @@ def cell(runs: List[Dict[str, Any]], n_seeds: int, best: bool, split: str = "tes
     return text + (f" (n={len(runs)})" if len(runs) < n_seeds else "")
 
 
+def in_plan_order(table, plan: Dict[str, Any]) -> List[Key]:
+    """The table's (pair, rate) keys, pairs in the plan's order (others last), then by rate."""
+    pairs = list(plan["pairs"])
+    return sorted(table, key=lambda k: (pairs.index(k[0]) if k[0] in pairs else len(pairs), k[1]))
+
+
 def markdown_table(table, plan: Dict[str, Any], split: str = "test") -> str:
     methods = [m for m in plan["methods"] if any(m in row for row in table.values())]
     n_seeds = len(plan["seeds"])
     lines = ["| pair | target rate | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
-    for (pair, rate) in sorted(table, key=lambda k: (list(plan["pairs"]).index(k[0]) if k[0] in plan["pairs"] else 99, k[1])):
+    for (pair, rate) in in_plan_order(table, plan):
         row = table[(pair, rate)]
         # ranked: the methods with the row's most seeds; optional ones (another encoder,
         # e.g. the transformer) and methods with fewer seeds are shown but not ranked
@@ -77,7 +83,7 @@ def paired_differences(table, plan: Dict[str, Any], split: str = "test") -> str:
     method, against = spec["method"], [m for m in spec["against"] if any(m in row for row in table.values())]
     lines = [f"| pair | target rate | " + " | ".join(f"{method} − {m}" for m in against) + " |",
              "|---|---|" + "---|" * len(against)]
-    for (pair, rate) in sorted(table, key=lambda k: (list(plan["pairs"]).index(k[0]) if k[0] in plan["pairs"] else 99, k[1])):
+    for (pair, rate) in in_plan_order(table, plan):
         row = table[(pair, rate)]
         if not row.get(method):
             continue

@@ -11,8 +11,9 @@ Usage (from project/, after `benchmark_run.py --prepare-only` made the corpora):
 """
 import argparse
 import random
+from itertools import islice
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import spacy
 import srsly
@@ -37,36 +38,39 @@ def load_examples(path: Path, domain: str, lang: str) -> List[Example]:
     return examples
 
 
+def batch_gold(batch: List[Example], tag_sets: Dict[str, List[str]]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Gold tag ids of the real tokens of a batch: (source tokens,), (target tokens,)."""
+    domains = list(tag_sets)
+    ids = [domains.index(eg.predicted._.ladtl_domain) for eg in batch]
+    lengths = torch.tensor([len(eg.predicted) for eg in batch])
+    gold = gold_tag_ids(batch, ids, [tag_sets[d] for d in domains], "BILUO", (len(batch), int(lengths.max())))
+    mask = torch.arange(gold.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)
+    dom = torch.tensor(ids)
+    return gold[dom == 0][mask[dom == 0]], gold[dom == 1][mask[dom == 1]]
+
+
 def coverage(
-    batches: Sequence[List[Example]],
+    golds: Sequence[Tuple[torch.Tensor, torch.Tensor]],
     tag_sets: Dict[str, List[str]],
     settings: TransferSettings,
 ) -> Dict[str, float]:
     """Mean active labels per batch, and the share of target entity tokens La-MMD uses."""
-    domains = list(tag_sets)
-    match = match_domains(tag_sets[domains[0]], tag_sets[domains[1]], settings, torch.device("cpu"))
+    source_tags, target_tags = tag_sets.values()
+    match = match_domains(source_tags, target_tags, settings, torch.device("cpu"))
     active_total, used, entity_tokens = 0, 0, 0
-    for batch in batches:
-        ids = [domains.index(eg.predicted._.ladtl_domain) for eg in batch]
-        width = max(len(eg.predicted) for eg in batch)
-        gold = gold_tag_ids(batch, ids, [tag_sets[d] for d in domains], "BILUO", (len(batch), width))
-        mask = torch.zeros(len(batch), width, dtype=torch.bool)
-        for row, eg in enumerate(batch):
-            mask[row, : len(eg.predicted)] = True
-        dom = torch.tensor(ids)
-        y_a = match.shared_a[gold[dom == 0][mask[dom == 0]]]
-        y_b = match.shared_b[gold[dom == 1][mask[dom == 1]]]
+    for gold_a, gold_b in golds:
+        y_a, y_b = match.shared_a[gold_a], match.shared_b[gold_b]
         n_a = torch.bincount(y_a[y_a >= 0], minlength=match.n_shared)
         n_b = torch.bincount(y_b[y_b >= 0], minlength=match.n_shared)
         active = (n_a >= settings.mmd_min_tokens) & (n_b >= settings.mmd_min_tokens)
         active_total += int(active.sum())
-        target_entity = gold[dom == 1][mask[dom == 1]] > 0
+        target_entity = gold_b > 0
         entity_tokens += int(target_entity.sum())
         in_mmd = (y_b >= 0) & active[y_b.clamp_min(0)]
         used += int((in_mmd & target_entity).sum())
     return {
         "labels": match.n_shared,
-        "active_per_batch": active_total / max(len(batches), 1),
+        "active_per_batch": active_total / max(len(golds), 1),
         "target_entity_tokens_used": used / max(entity_tokens, 1),
     }
 
@@ -95,11 +99,8 @@ def main() -> None:
     plan = srsly.read_yaml(args.plan)["pairs"][args.pair]
     label_map = plan.get("label_map", {})
     random.seed(0)
-    batches = []
-    for batch in domain_batches(source + target, args.size):
-        batches.append(batch)
-        if len(batches) >= args.batches:
-            break
+    batches = list(islice(domain_batches(source + target, args.size), args.batches))
+    golds = [batch_gold(batch, tag_sets) for batch in batches]  # the same for every setting
     lines = [
         f"### {args.pair}, {args.rate:g} target, {len(batches)} batches of {args.size}",
         "",
@@ -112,7 +113,7 @@ def main() -> None:
                 settings = TransferSettings(
                     mmd_labels=labels, mmd_min_tokens=min_tokens, mmd_include_o=include_o, label_map=label_map
                 )
-                c = coverage(batches, tag_sets, settings)
+                c = coverage(golds, tag_sets, settings)
                 lines.append(
                     f"| {labels} | {min_tokens} | {include_o} | {c['labels']} | "
                     f"{c['active_per_batch']:.2f} | {100 * c['target_entity_tokens_used']:.1f}% |"

@@ -82,6 +82,29 @@ def test_compare_ranks_only_planned_methods_and_lists_notes(tmp_path):
     assert "| bionlp13pc-bionlp13cg | 10% | +5.00 ± 0.00 (2/2) |" in text
 
 
+def test_paired_differences_one_table_per_entry():
+    """A list under ``paired`` gives one table per entry; an entry whose method never ran gives none."""
+    sys.path.insert(0, str(PROJECT / "scripts"))
+    import benchmark_compare
+
+    def runs(*fs):
+        return [{"seed": seed, "test": {"ents_f": f}} for seed, f in enumerate(fs)]
+
+    table = {("p", 0.1): {"ladtl": runs(0.60, 0.62), "joint": runs(0.55, 0.57), "ladtl_tuned": runs(0.61)}}
+    plan = {"pairs": {"p": {}}, "paired": [
+        {"method": "ladtl", "against": ["joint"]},
+        {"method": "ladtl_tuned", "against": ["ladtl", "joint", "retrain"]},
+        {"method": "never_run", "against": ["ladtl"]},
+    ]}
+    text = benchmark_compare.paired_differences(table, plan)
+    assert text.count("Paired test F1 differences") == 2 and "never_run" not in text
+    assert "| p | 10% | +5.00 ± 0.00 (2/2) |" in text
+    assert "| pair | target rate | ladtl_tuned − ladtl | ladtl_tuned − joint |\n" in text  # retrain never ran
+    assert "| p | 10% | +1.00 (1 seed) | +6.00 (1 seed) |" in text
+    # the single-entry form of earlier plans still works
+    assert benchmark_compare.paired_differences(table, {**plan, "paired": plan["paired"][0]}).count("| p | 10% |") == 1
+
+
 def load_bench_tuning():
     sys.path.insert(0, str(PROJECT / "scripts"))
     import bench_tuning

@@ -71,15 +71,18 @@ def markdown_table(table, plan: Dict[str, Any], split: str = "test") -> str:
 
 
 def paired_differences(table, plan: Dict[str, Any], split: str = "test") -> str:
-    """``plan["paired"]``: ``method`` minus each of ``against``, seed by seed (same seeds on both sides).
+    """``plan["paired"]`` (one entry or a list): ``method`` minus each of ``against``, seed by seed.
 
-    A cell is the mean ± std of the per-seed F1 differences and how many seeds
-    ``method`` won; the spread of a difference over seeds says whether a gap
-    between two means is more than seed noise.
+    A cell is the mean ± std of the per-seed F1 differences (on the seeds both
+    ran) and how many seeds ``method`` won; the spread of a difference over seeds
+    says whether a gap between two means is more than seed noise.
     """
-    spec = plan.get("paired")
-    if not spec:
-        return ""
+    specs = plan.get("paired") or []
+    return "".join(_paired_table(table, plan, spec, split) for spec in ([specs] if isinstance(specs, dict) else specs))
+
+
+def _paired_table(table, plan: Dict[str, Any], spec: Dict[str, Any], split: str) -> str:
+    """One paired table: ``spec["method"]`` minus each method of ``spec["against"]``."""
     method, against = spec["method"], [m for m in spec["against"] if any(m in row for row in table.values())]
     lines = [f"| pair | target rate | " + " | ".join(f"{method} − {m}" for m in against) + " |",
              "|---|---|" + "---|" * len(against)]
@@ -100,6 +103,8 @@ def paired_differences(table, plan: Dict[str, Any], split: str = "test") -> str:
             cells.append(f"{mean:+.2f} ± {std:.2f} ({wins}/{len(diffs)})" if len(diffs) > 1 else f"{mean:+.2f} (1 seed)")
         if any(c != "–" for c in cells):
             lines.append(f"| {pair} | {rate:.0%} | " + " | ".join(cells) + " |")
+    if len(lines) == 2:
+        return ""
     return (f"\n\nPaired {split} F1 differences, seed by seed (`{method}` minus each method, on the seeds both ran): "
             f"mean ± std over seeds, (seeds `{method}` won / seeds compared):\n\n" + "\n".join(lines))
 

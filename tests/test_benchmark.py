@@ -1,4 +1,5 @@
 """The accuracy benchmark harness: one JSON per run, resumable, compare -> Markdown table."""
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -82,10 +83,15 @@ def test_compare_ranks_only_planned_methods_and_lists_notes(tmp_path):
     assert "| bionlp13pc-bionlp13cg | 10% | +5.00 ± 0.00 (2/2) |" in text
 
 
+def load_script(name: str):
+    """Import one of project/scripts/ as a module."""
+    sys.path.insert(0, str(PROJECT / "scripts"))
+    return importlib.import_module(name)
+
+
 def test_paired_differences_one_table_per_entry():
     """A list under ``paired`` gives one table per entry; an entry whose method never ran gives none."""
-    sys.path.insert(0, str(PROJECT / "scripts"))
-    import benchmark_compare
+    benchmark_compare = load_script("benchmark_compare")
 
     def runs(*fs):
         return [{"seed": seed, "test": {"ents_f": f}} for seed, f in enumerate(fs)]
@@ -105,16 +111,11 @@ def test_paired_differences_one_table_per_entry():
     assert benchmark_compare.paired_differences(table, {**plan, "paired": plan["paired"][0]}).count("| p | 10% |") == 1
 
 
-def load_bench_tuning():
-    sys.path.insert(0, str(PROJECT / "scripts"))
-    import bench_tuning
-
-    return bench_tuning
 
 
 def test_tuning_search_walks_one_key_at_a_time(tmp_path):
     """The coordinate search asks for one key's points, keeps the dev-best value, then moves on."""
-    bench_tuning = load_bench_tuning()
+    bench_tuning = load_script("bench_tuning")
     tuning = {"method": "ladtl", "seed": 0, "grid": {"c.alpha": [0.01, 0.02, 0.04], "c.beta": [0.03, 0.12]}}
     base = {"c.alpha": 0.02, "c.beta": 0.03}
     results = tmp_path / "results"
@@ -138,7 +139,7 @@ def test_tuning_search_walks_one_key_at_a_time(tmp_path):
 
 
 def test_tuning_base_reads_the_config_and_names_bad_keys(tmp_path):
-    bench_tuning = load_bench_tuning()
+    bench_tuning = load_script("bench_tuning")
     plan = srsly.read_yaml(PROJECT / "benchmark.yml")
     config = PROJECT.parent / "configs" / "ladtl_bilstm.cfg"
     base = bench_tuning.plan_base(plan, PROJECT, config)
@@ -160,7 +161,7 @@ def test_tuned_run_is_redone_when_the_search_moves(tmp_path):
     results = tmp_path / "results"
     write_record(results, "ladtl", 0, 0.50)  # the base point (include_o false)
     point = {"components.ladtl_ner.mmd_include_o": True}
-    bench_tuning = load_bench_tuning()
+    bench_tuning = load_script("bench_tuning")
     assert bench_tuning.point_name(point) == "mmd_include_otrue"
     path = results / "bionlp13pc-bionlp13cg" / "tuning" / "mmd_include_otrue" / "rate0.1-seed0.json"
     path.parent.mkdir(parents=True)

@@ -85,7 +85,9 @@ def test_compare_ranks_only_planned_methods_and_lists_notes(tmp_path):
 
 def load_script(name: str):
     """Import one of project/scripts/ as a module."""
-    sys.path.insert(0, str(PROJECT / "scripts"))
+    scripts = str(PROJECT / "scripts")
+    if scripts not in sys.path:
+        sys.path.insert(0, scripts)
     return importlib.import_module(name)
 
 
@@ -109,8 +111,6 @@ def test_paired_differences_one_table_per_entry():
     assert "| p | 10% | +1.00 (1 seed) | +6.00 (1 seed) |" in text
     # the single-entry form of earlier plans still works
     assert benchmark_compare.paired_differences(table, {**plan, "paired": plan["paired"][0]}).count("| p | 10% |") == 1
-
-
 
 
 def test_tuning_search_walks_one_key_at_a_time(tmp_path):

@@ -188,8 +188,10 @@ def test_tuned_method_runs_the_search_first(tmp_path):
     results = tmp_path / "results"
     common = ["--plan", str(plan_path), "--data-dir", "sample", "--pairs", "bionlp13pc-bionlp13cg", "--seeds", "0",
               "--rates", "0.1", "--results", str(results), "--work", str(tmp_path / "work"), "--max-steps", "6"]
-    out = run_script("scripts/benchmark_run.py", *common, "--methods", "ladtl_tuned", "--jobs", "2").stdout
+    out = run_script("scripts/benchmark_run.py", *common, "--methods", "ladtl_tuned,ladtl", "--jobs", "2").stdout
     assert "tuning bionlp13pc-bionlp13cg rate=0.1: 2 point(s) to run next" in out and "dev-best point alpha" in out
+    # ladtl seed 0 is the search's base point: trained once, not again as the listed ladtl run
+    assert out.count("(= ladtl)") == 1 and "ladtl rate=0.1 seed=0: trained by the dev search as its base point" in out
     pair = results / "bionlp13pc-bionlp13cg"
     point = srsly.read_json(pair / "tuning" / "alpha0.04" / "rate0.1-seed0.json")
     assert point["tuning_point"] == {"components.ladtl_ner.alpha": 0.04} and point["overrides"]["components.ladtl_ner.alpha"] == 0.04

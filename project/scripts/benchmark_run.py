@@ -326,7 +326,7 @@ def main() -> None:
         label = f"[{i}/{len(todo)}] {pair_name} {method} rate={rate_name(rate)} seed={seed}"
         path = result_path(args.results, pair_name, method, rate, seed)
         if not plan["methods"][method].get("tuned"):
-            if path.exists():  # to do when listed, since trained by this call's dev search (its base point)
+            if path.exists():  # missing when listed, then trained by this call's dev search as its base point
                 print(f"✔ {label}: trained by the dev search as its base point", flush=True)
                 return True
             return execute(label, pair_name, method, rate, seed, path)

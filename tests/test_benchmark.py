@@ -1,19 +1,10 @@
 """The accuracy benchmark harness: one JSON per run, resumable, compare -> Markdown table."""
-import importlib
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import srsly
 
-PROJECT = Path(__file__).resolve().parents[1] / "project"
-
-
-def run_script(*args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=PROJECT)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
+from project_scripts import PROJECT, load_script, run_script
 
 
 @pytest.mark.slow
@@ -81,14 +72,6 @@ def test_compare_ranks_only_planned_methods_and_lists_notes(tmp_path):
     # paired by seed: ladtl - joint is +5 on both seeds
     assert "| pair | target rate | ladtl − joint |" in text
     assert "| bionlp13pc-bionlp13cg | 10% | +5.00 ± 0.00 (2/2) |" in text
-
-
-def load_script(name: str):
-    """Import one of project/scripts/ as a module."""
-    scripts = str(PROJECT / "scripts")
-    if scripts not in sys.path:
-        sys.path.insert(0, scripts)
-    return importlib.import_module(name)
 
 
 def test_paired_differences_one_table_per_entry():

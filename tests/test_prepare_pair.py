@@ -1,5 +1,4 @@
 """The project's corpus catalog and ``scripts/prepare_pair.py`` (catalog -> domain-marked splits)."""
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -8,10 +7,9 @@ import srsly
 from spacy_ladtl.domains import get_domain
 from spacy_ladtl.sampling import read_docs
 
-PROJECT = Path(__file__).resolve().parents[1] / "project"
-spec = importlib.util.spec_from_file_location("prepare_pair", PROJECT / "scripts" / "prepare_pair.py")
-prepare_pair = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(prepare_pair)
+from project_scripts import PROJECT, load_script
+
+prepare_pair = load_script("prepare_pair")
 
 
 def write_catalog(tmp_path: Path, entries: dict) -> Path:

@@ -43,6 +43,22 @@ def test_benchmark_plan_skips_optional_methods_unless_named(tmp_path):
     assert "1 run(s) to do" in named and "ladtl_trf rate=0.1 seed=0" in named
 
 
+def test_extra_rates_and_curve_plan_only_their_methods():
+    """A pair's `extra_rates` and the curve add rates for the methods they name, no others."""
+    benchmark_run = load_script("benchmark_run")
+    plan = {"rates": [0.1], "methods": {"joint": {}, "ladtl": {}, "spacy": {}},
+            "pairs": {"p": {"extra_rates": {"rates": [1.0], "methods": ["ladtl"]}}, "q": {"rates": [1.0]}},
+            "curve": {"pair": "q", "rates": [0.5], "methods": ["joint", "ladtl"]}}
+    methods = ["joint", "ladtl", "spacy"]
+    assert benchmark_run.planned_runs(plan, "p", methods, Path("b.yml")) == [
+        (0.1, "joint"), (0.1, "ladtl"), (0.1, "spacy"), (1.0, "ladtl")]
+    assert benchmark_run.planned_runs(plan, "q", ["spacy", "ladtl"], Path("b.yml")) == [
+        (1.0, "spacy"), (1.0, "ladtl"), (0.5, "ladtl")]
+    plan["pairs"]["p"]["extra_rates"]["methods"] = ["ladtl_typo"]
+    with pytest.raises(SystemExit, match="b.yml: pair 'p' names method 'ladtl_typo'"):
+        benchmark_run.planned_runs(plan, "p", methods, Path("b.yml"))
+
+
 def write_record(results: Path, method: str, seed: int, f: float, **extra) -> None:
     record = {"pair": "bionlp13pc-bionlp13cg", "method": method, "rate": 0.1, "seed": seed,
               "dev": {"ents_f": f}, "test": {"ents_f": f}, "wall_seconds": 10.0,

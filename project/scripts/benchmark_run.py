@@ -214,6 +214,22 @@ def prepare_corpus(plan: Dict[str, Any], pair_name: str, catalog: Path, data_dir
     return corpus
 
 
+def planned_runs(plan: Dict[str, Any], pair_name: str, methods: List[str], plan_path: Path) -> List[Tuple[float, str]]:
+    """(rate, method) of a pair: every method at the pair's rates, plus the curve's rates and
+    the pair's ``extra_rates`` (e.g. a published 100% setting) for the methods they name."""
+    pair = plan["pairs"][pair_name]
+    planned = [(rate, method) for rate in pair.get("rates", plan["rates"]) for method in methods]
+    extras = [pair.get("extra_rates", {})]
+    if pair_name == plan.get("curve", {}).get("pair"):
+        extras.append(plan["curve"])
+    for extra in extras:
+        for name in extra.get("methods", []):
+            if name not in plan["methods"]:
+                sys.exit(f"✘ {plan_path}: pair {pair_name!r} names method {name!r} for extra rates, but `methods` has no such entry")
+        planned += [(rate, m) for rate in extra.get("rates", []) for m in methods if m in extra.get("methods", [])]
+    return planned
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--plan", type=Path, default=PROJECT / "benchmark.yml")
@@ -248,11 +264,8 @@ def main() -> None:
         if name not in plan["pairs"] and name not in plan["methods"]:
             sys.exit(f"✘ {args.plan}: no pair or method named {name!r}")
     todo = []
-    curve = plan.get("curve", {})
     for pair_name in pairs:
-        planned = [(rate, method) for rate in plan["pairs"][pair_name].get("rates", plan["rates"]) for method in methods]
-        if pair_name == curve.get("pair"):
-            planned += [(rate, method) for rate in curve["rates"] for method in methods if method in curve["methods"]]
+        planned = planned_runs(plan, pair_name, methods, args.plan)
         # seed-major order: a partial benchmark still covers every method once
         for seed in seeds:
             for rate, method in planned:

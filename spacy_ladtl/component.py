@@ -19,7 +19,8 @@ from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
 from .domains import example_domain
 from .layers import EncodedBatch, domain_heads_of
-from .objective import TagMatch, TransferSettings, gold_tag_ids, ladtl_loss, match_domains
+from .memory import LabelMemory
+from .objective import PairMemory, TagMatch, TransferSettings, gold_tag_ids, ladtl_loss, match_domains
 from .scorer import ladtl_ner_score
 from .tags import make_tags, scheme_to_biluo
 
@@ -66,6 +67,7 @@ DEFAULT_LADTL_MODEL = Config().from_str(default_model_config)["model"]
         "mmd_labels": "tag",
         "mmd_max_tokens": 64,
         "mmd_min_tokens": 2,
+        "mmd_memory": 0,
         "label_map": {},
         "spans_key": None,
         "scorer": {"@scorers": "spacy-ladtl.ner_scorer.v1"},
@@ -95,6 +97,7 @@ def make_ladtl_ner(
     mmd_labels: str,
     mmd_max_tokens: int,
     mmd_min_tokens: int,
+    mmd_memory: int,
     label_map: Dict[str, str],
     spans_key: Optional[str],
     scorer: Optional[Callable],
@@ -115,6 +118,8 @@ def make_ladtl_ner(
         own) or "type" (all tags of PER together: more tokens per label and batch).
     mmd_max_tokens: cap on tokens per label and domain in La-MMD (per domain for marginal).
     mmd_min_tokens: labels with fewer tokens on a side are skipped in the batch.
+    mmd_memory: La-MMD also compares up to this many remembered (detached) vectors per
+        label and domain from earlier batches (0 = off).
     label_map: rename entity types before matching across domains, e.g. {"person": "PER"};
         "" keeps a type out of the transfer terms, e.g. {"location": ""}.
     spans_key: also write the entities to ``doc.spans[spans_key]``.
@@ -134,6 +139,7 @@ def make_ladtl_ner(
         mmd_labels=mmd_labels,
         mmd_max_tokens=mmd_max_tokens,
         mmd_min_tokens=mmd_min_tokens,
+        mmd_memory=mmd_memory,
         label_map=label_map,
         spans_key=spans_key,
         scorer=scorer,
@@ -160,6 +166,7 @@ class LaDTLEntityRecognizer(TrainablePipe):
         mmd_labels: str = "tag",
         mmd_max_tokens: int = 64,
         mmd_min_tokens: int = 2,
+        mmd_memory: int = 0,
         label_map: Optional[Dict[str, str]] = None,
         spans_key: Optional[str] = None,
         scorer: Optional[Callable] = ladtl_ner_score,
@@ -188,11 +195,13 @@ class LaDTLEntityRecognizer(TrainablePipe):
             "mmd_labels": mmd_labels,
             "mmd_max_tokens": mmd_max_tokens,
             "mmd_min_tokens": mmd_min_tokens,
+            "mmd_memory": mmd_memory,
             "label_map": dict(label_map or {}),
             "spans_key": spans_key,
         }
         self.settings = self._transfer_settings()
         self._matches: Optional[Dict[Tuple[int, int], TagMatch]] = None
+        self._memories: Optional[Dict[Tuple[int, int], PairMemory]] = None
         self._tag_sets: Optional[Dict[str, List[str]]] = None
         self._sync_model_attrs()
 
@@ -332,6 +341,7 @@ class LaDTLEntityRecognizer(TrainablePipe):
         self.cfg.pop("default_domain", None)  # saved by spacy-ladtl 0.1.0 pipelines; the config decides now
         self.settings = self._transfer_settings()
         self._matches = None
+        self._memories = None
         self._tag_sets = None
         self._sync_model_attrs()
 
@@ -350,6 +360,8 @@ class LaDTLEntityRecognizer(TrainablePipe):
             mmd_labels=cfg["mmd_labels"],
             mmd_max_tokens=cfg["mmd_max_tokens"],
             mmd_min_tokens=cfg["mmd_min_tokens"],
+            # absent from pipelines saved before mmd_memory existed
+            mmd_memory=cfg.get("mmd_memory", 0),
             label_map=cfg["label_map"],
         )
 
@@ -399,6 +411,7 @@ class LaDTLEntityRecognizer(TrainablePipe):
         self.cfg["labels"] = {d: sorted(labels[d]) for d in self.domains}
         self._tag_sets = None
         self._matches = None
+        self._memories = None
 
     def _domain_matches(self, device: torch.device) -> Dict[Tuple[int, int], TagMatch]:
         if self._matches is None:
@@ -410,6 +423,18 @@ class LaDTLEntityRecognizer(TrainablePipe):
                 for b in range(a + 1, n)
             }
         return self._matches
+
+    def _domain_memories(self) -> Optional[Dict[Tuple[int, int], PairMemory]]:
+        """La-MMD's memories per domain pair (``mmd_memory > 0``), kept for the whole training."""
+        size = self.settings.mmd_memory
+        if size <= 0:
+            return None
+        if self._memories is None:
+            n = len(self.domains)
+            self._memories = {
+                (a, b): (LabelMemory(size), LabelMemory(size)) for a in range(n) for b in range(a + 1, n)
+            }
+        return self._memories
 
     def _gold_tag_ids(self, examples: Sequence[Example], batch: EncodedBatch) -> torch.Tensor:
         """(B, T) gold tag ids, each in its own domain's tag set; misaligned tokens count as O."""
@@ -426,4 +451,5 @@ class LaDTLEntityRecognizer(TrainablePipe):
 
     def _loss_terms(self, examples: Sequence[Example], batch: EncodedBatch) -> Dict[str, torch.Tensor]:
         gold = self._gold_tag_ids(examples, batch)
-        return ladtl_loss(batch, gold, self.settings, self._domain_matches(batch.mask.device))
+        matches = self._domain_matches(batch.mask.device)
+        return ladtl_loss(batch, gold, self.settings, matches, self._domain_memories())

@@ -19,6 +19,7 @@ from spacy.training import Example
 
 from .layers import EncodedBatch
 from .losses import MMD_BANDWIDTHS, crf_l2, la_mmd, marginal_mmd
+from .memory import LabelMemory
 from .tags import OUTSIDE, biluo_to_scheme, match_tags, split_tag
 
 #: "label_aware+marginal" adds both, as joint distribution adaptation does (Long et al., ICCV 2013):
@@ -42,6 +43,7 @@ class TransferSettings:
     mmd_max_tokens: int = 64
     mmd_min_tokens: int = 2
     mmd_kernels: int = 5
+    mmd_memory: int = 0
     label_map: Dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -55,6 +57,8 @@ class TransferSettings:
             raise ValueError(
                 f"mmd_labels = {self.mmd_labels!r} in [components.ladtl_ner] is not one of {MMD_LABEL_LEVELS}."
             )
+        if self.mmd_memory < 0:
+            raise ValueError(f"mmd_memory = {self.mmd_memory} in [components.ladtl_ner] must be >= 0 (0 = off).")
 
 
 @dataclass
@@ -65,6 +69,10 @@ class TagMatch:
     shared_a: torch.Tensor  # (K_a,) shared label id per tag of a, -1 if not used by La-MMD
     shared_b: torch.Tensor  # (K_b,)
     n_shared: int
+
+
+#: La-MMD's memories of one domain pair (a, b): one LabelMemory per side.
+PairMemory = Tuple[LabelMemory, LabelMemory]
 
 
 def match_domains(
@@ -96,11 +104,14 @@ def ladtl_loss(
     gold: torch.Tensor,
     settings: TransferSettings,
     matches: Dict[Tuple[int, int], TagMatch],
+    memories: Optional[Dict[Tuple[int, int], PairMemory]] = None,
 ) -> Dict[str, torch.Tensor]:
     """All loss terms of one batch; ``"total"`` is what backprop differentiates.
 
     gold: (B, T) tag ids in each sentence's own domain tag set (0 on padding).
     matches: the TagMatch of every domain pair (a, b) with a < b.
+    memories: La-MMD's per-label memories by domain pair (``mmd_memory > 0``);
+        read and then updated with this batch's vectors.
     """
     heads = batch.heads.heads
     present: List[int] = sorted(batch.domain_ids.unique().tolist())
@@ -116,7 +127,8 @@ def ladtl_loss(
     for a, b in pair_list:
         match = matches[(a, b)]
         if settings.mmd != "none" and settings.alpha:
-            mmd = mmd + _pair_mmd(batch, gold, rows_of[a], rows_of[b], match, settings)
+            memory = memories.get((a, b)) if memories is not None else None
+            mmd = mmd + _pair_mmd(batch, gold, rows_of[a], rows_of[b], match, settings, memory)
         if settings.beta:
             l2 = l2 + crf_l2(heads[a], heads[b], match.pairs)
     if pair_list:
@@ -133,8 +145,13 @@ def _pair_mmd(
     rows_b: torch.Tensor,
     match: TagMatch,
     settings: TransferSettings,
+    memory: Optional[PairMemory] = None,
 ) -> torch.Tensor:
-    """La-MMD, marginal MMD or their sum between the real tokens of two domains' rows."""
+    """La-MMD, marginal MMD or their sum between the real tokens of two domains' rows.
+
+    With a ``memory``, La-MMD's samples also hold the remembered vectors of the
+    labels present in this batch; afterwards this batch's vectors are remembered.
+    """
     mask_a, mask_b = batch.mask[rows_a], batch.mask[rows_b]
     h_a, h_b = batch.hidden[rows_a][mask_a], batch.hidden[rows_b][mask_b]
     marginal = None
@@ -144,11 +161,20 @@ def _pair_mmd(
             return marginal
     y_a = match.shared_a[gold[rows_a][mask_a]]
     y_b = match.shared_b[gold[rows_b][mask_b]]
+    sample_a, sample_b = (h_a, y_a), (h_b, y_b)
+    if memory is not None:
+        present = torch.zeros(match.n_shared, dtype=torch.bool, device=y_a.device)
+        present[y_a[y_a >= 0]] = True
+        present[y_b[y_b >= 0]] = True
+        sample_a = memory[0].with_memory(h_a, y_a, present)
+        sample_b = memory[1].with_memory(h_b, y_b, present)
+        memory[0].push(h_a, y_a)
+        memory[1].push(h_b, y_b)
     total, _ = la_mmd(
-        h_a,
-        y_a,
-        h_b,
-        y_b,
+        sample_a[0],
+        sample_a[1],
+        sample_b[0],
+        sample_b[1],
         match.n_shared,
         max_tokens_per_label=settings.mmd_max_tokens,
         min_tokens=settings.mmd_min_tokens,

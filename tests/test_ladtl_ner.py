@@ -5,7 +5,7 @@ import torch
 from spacy.language import Language
 from spacy.training import Example
 from spacy.util import registry
-from thinc.api import fix_random_seed
+from thinc.api import fix_random_seed, set_dropout_rate
 
 from spacy_ladtl.domains import get_domain, set_domain, set_example_domain
 
@@ -302,6 +302,34 @@ def test_label_aware_plus_marginal_adds_both_terms():
         mmd[mode] = ner._loss_terms(examples, batch)["mmd"].item()
     assert mmd["label_aware"] > 0 and mmd["marginal"] > 0
     assert mmd["label_aware+marginal"] == pytest.approx(mmd["label_aware"] + mmd["marginal"], rel=1e-5)
+
+
+def test_mmd_memory_widens_la_mmd_and_fills_during_training():
+    """mmd_memory > 0: the second batch's La-MMD also sees the first batch's vectors; 0 keeps none."""
+    fix_random_seed(0)
+    nlp = make_nlp(label_map={"person": "PER", "location": "LOC"}, mmd_min_tokens=1, mmd_memory=8)
+    examples = make_examples(nlp)
+    nlp.initialize(get_examples=lambda: examples)
+    ner = nlp.get_pipe("ladtl_ner")
+    assert ner.settings.mmd_memory == 8
+    docs = [eg.predicted for eg in examples]
+    batch = ner.model.predict(docs)
+    alone = ner._loss_terms(examples, batch)["mmd"].item()
+    (mem_a, mem_b), = ner._memories.values()
+    assert len(mem_a) > 0 and len(mem_b) > 0
+    ner._memories = None
+    set_dropout_rate(ner.model, 0.5)
+    noisy, _ = ner.model.begin_update(docs)  # other vectors of the same tokens
+    ner._loss_terms(examples, noisy)
+    with_memory = ner._loss_terms(examples, batch)["mmd"].item()
+    assert with_memory != pytest.approx(alone, rel=1e-3)
+    nlp.initialize(get_examples=lambda: examples)
+    assert ner._memories is None  # initialize starts training with an empty memory
+    off = make_nlp(label_map={"person": "PER", "location": "LOC"}, mmd_min_tokens=1)
+    off.initialize(get_examples=lambda: make_examples(off))
+    off_ner = off.get_pipe("ladtl_ner")
+    off_ner._loss_terms(examples, batch)
+    assert off_ner._domain_memories() is None
 
 
 def test_crf_l2_ties_matched_tags_only():

@@ -3,11 +3,12 @@
 La-MMD compares a label's source and target vectors only in batches where
 both sides hold at least ``mmd_min_tokens`` tokens of it. With a few target
 sentences per batch most labels are often skipped; this script counts how
-often, for each ``mmd_labels`` level ("tag" or "type") and min-token setting.
+often, for each ``mmd_labels`` level ("tag" or "type") and min-token setting,
+and with ``mmd_memory`` (remembered tokens of earlier batches count too).
 
 Usage (from project/, after `benchmark_run.py --prepare-only` made the corpora):
     python scripts/mmd_coverage.py PAIR [--rate 0.1] [--batches 300] [--size 32]
-        [--work benchmarks/work] [--plan benchmark.yml] [--out benchmarks/mmd_coverage.md]
+        [--memory 16,48] [--work benchmarks/work] [--plan benchmark.yml] [--out benchmarks/mmd_coverage.md]
 """
 import argparse
 import random
@@ -23,6 +24,7 @@ from spacy.training import Example
 
 from spacy_ladtl.batchers import domain_batches
 from spacy_ladtl.domains import set_domain
+from spacy_ladtl.memory import LabelMemory
 from spacy_ladtl.objective import TransferSettings, gold_tag_ids, match_domains
 from spacy_ladtl.tags import make_tags
 
@@ -54,14 +56,27 @@ def coverage(
     tag_sets: Dict[str, List[str]],
     settings: TransferSettings,
 ) -> Dict[str, float]:
-    """Mean active labels per batch, and the share of target entity tokens La-MMD uses."""
+    """Mean active labels per batch, and the share of target entity tokens La-MMD uses.
+
+    With ``settings.mmd_memory`` the remembered tokens (labels only: the
+    vectors do not matter for the count) are added as in training.
+    """
     source_tags, target_tags = tag_sets.values()
     match = match_domains(source_tags, target_tags, settings, torch.device("cpu"))
+    memories = (LabelMemory(settings.mmd_memory), LabelMemory(settings.mmd_memory))
     active_total, used, entity_tokens = 0, 0, 0
     for gold_a, gold_b in golds:
         y_a, y_b = match.shared_a[gold_a], match.shared_b[gold_b]
-        n_a = torch.bincount(y_a[y_a >= 0], minlength=match.n_shared)
-        n_b = torch.bincount(y_b[y_b >= 0], minlength=match.n_shared)
+        present = torch.zeros(match.n_shared, dtype=torch.bool)
+        present[y_a[y_a >= 0]] = True
+        present[y_b[y_b >= 0]] = True
+        counted = []
+        for memory, y in zip(memories, (y_a, y_b)):
+            dummy = torch.zeros(y.shape[0], 1)
+            counted.append(memory.with_memory(dummy, y, present)[1])
+            memory.push(dummy, y)
+        n_a = torch.bincount(counted[0][counted[0] >= 0], minlength=match.n_shared)
+        n_b = torch.bincount(counted[1][counted[1] >= 0], minlength=match.n_shared)
         active = (n_a >= settings.mmd_min_tokens) & (n_b >= settings.mmd_min_tokens)
         active_total += int(active.sum())
         target_entity = gold_b > 0
@@ -81,6 +96,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.1)
     parser.add_argument("--batches", type=int, default=300)
     parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--memory", default="16,48", help="mmd_memory sizes to count too (tag level, min 2, O out)")
     parser.add_argument("--work", type=Path, default=PROJECT / "benchmarks" / "work")
     parser.add_argument("--plan", type=Path, default=PROJECT / "benchmark.yml")
     parser.add_argument("--out", type=Path, default=None, help="append the Markdown table to this file")
@@ -104,20 +120,20 @@ def main() -> None:
     lines = [
         f"### {args.pair}, {args.rate:g} target, {len(batches)} batches of {args.size}",
         "",
-        "| mmd_labels | mmd_min_tokens | include O | shared labels | active labels per batch | target entity tokens in La-MMD |",
-        "|---|---|---|---|---|---|",
+        "| mmd_labels | mmd_min_tokens | include O | mmd_memory | shared labels | active labels per batch | target entity tokens in La-MMD |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for labels in ("tag", "type"):
-        for min_tokens in (2, 1):
-            for include_o in (False, True):
-                settings = TransferSettings(
-                    mmd_labels=labels, mmd_min_tokens=min_tokens, mmd_include_o=include_o, label_map=label_map
-                )
-                c = coverage(golds, tag_sets, settings)
-                lines.append(
-                    f"| {labels} | {min_tokens} | {include_o} | {c['labels']} | "
-                    f"{c['active_per_batch']:.2f} | {100 * c['target_entity_tokens_used']:.1f}% |"
-                )
+    points = [(labels, m, o, 0) for labels in ("tag", "type") for m in (2, 1) for o in (False, True)]
+    points += [("tag", 2, False, int(size)) for size in args.memory.split(",") if size.strip()]
+    for labels, min_tokens, include_o, memory in points:
+        settings = TransferSettings(
+            mmd_labels=labels, mmd_min_tokens=min_tokens, mmd_include_o=include_o, mmd_memory=memory, label_map=label_map
+        )
+        c = coverage(golds, tag_sets, settings)
+        lines.append(
+            f"| {labels} | {min_tokens} | {include_o} | {memory} | {c['labels']} | "
+            f"{c['active_per_batch']:.2f} | {100 * c['target_entity_tokens_used']:.1f}% |"
+        )
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out is not None:

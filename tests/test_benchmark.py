@@ -216,8 +216,12 @@ def test_mmd_coverage_counts_what_la_mmd_sees(tmp_path):
     for line in text.splitlines():
         cells = [c.strip() for c in line.strip("|").split("|")]
         if cells[0] in ("tag", "type"):
-            rows[(cells[0], int(cells[1]), cells[2] == "True")] = (int(cells[3]), float(cells[4]), float(cells[5].rstrip("%")))
-    assert len(rows) == 8
+            key = (cells[0], int(cells[1]), cells[2] == "True", int(cells[3]))
+            rows[key] = (int(cells[4]), float(cells[5]), float(cells[6].rstrip("%")))
+    assert len(rows) == 10  # 8 without memory, mmd_memory 16 and 48
+    rows_no_memory = {key[:3]: value for key, value in rows.items() if key[3] == 0}
+    assert rows[("tag", 2, False, 48)][2] >= rows[("tag", 2, False, 16)][2] >= rows_no_memory[("tag", 2, False)][2]
+    rows = rows_no_memory
     tag, typ = rows[("tag", 2, False)], rows[("type", 2, False)]
     assert typ[0] < tag[0]  # fewer shared labels: one per type
     assert typ[2] >= tag[2] > 0  # share of target entity tokens in La-MMD

@@ -19,8 +19,8 @@ from thinc.api import Config, Model, Optimizer, set_dropout_rate
 
 from .domains import example_domain
 from .layers import EncodedBatch, domain_heads_of
-from .memory import LabelMemory
-from .objective import PairMemory, TagMatch, TransferSettings, gold_tag_ids, ladtl_loss, match_domains
+from .memory import LabelMemory, PairMemory
+from .objective import TagMatch, TransferSettings, gold_tag_ids, ladtl_loss, match_domains
 from .scorer import ladtl_ner_score
 from .tags import make_tags, scheme_to_biluo
 

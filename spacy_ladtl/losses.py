@@ -248,10 +248,15 @@ def _capped_label_indices(
     lab, order = torch.sort(lab, stable=True)
     perm = perm[order]
     counts = torch.bincount(lab, minlength=n_labels)
-    starts = torch.cumsum(counts, 0) - counts
-    rank = torch.arange(lab.shape[0], device=device) - starts[lab]
-    keep = rank < cap
+    keep = rank_within_label(lab, n_labels) < cap
     return perm[keep], lab[keep], counts.clamp_max(cap)
+
+
+def rank_within_label(sorted_labels: Tensor, n_labels: int) -> Tensor:
+    """Position of each entry among the entries of its label, for labels sorted ascending."""
+    counts = torch.bincount(sorted_labels, minlength=n_labels)
+    starts = torch.cumsum(counts, 0) - counts
+    return torch.arange(sorted_labels.shape[0], device=sorted_labels.device) - starts[sorted_labels]
 
 
 def la_mmd(

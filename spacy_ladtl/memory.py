@@ -11,6 +11,8 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
+from .losses import rank_within_label
+
 
 class LabelMemory:
     """The last ``size`` detached vectors of each shared label of one domain."""
@@ -31,12 +33,10 @@ class LabelMemory:
         Remembered vectors of other labels are left out: with no current token
         of their label on either side they could carry no gradient.
         """
-        if self.vectors is None or self.labels is None or self.size == 0:
+        if self.vectors is None or self.labels is None:
             return h, y
-        vectors = self.vectors.to(device=h.device, dtype=h.dtype)
-        labels = self.labels.to(y.device)
-        chosen = keep.to(labels.device)[labels]
-        return torch.cat([h, vectors[chosen]], 0), torch.cat([y.long(), labels[chosen]], 0)
+        chosen = keep[self.labels]
+        return torch.cat([h, self.vectors[chosen].to(h.dtype)], 0), torch.cat([y.long(), self.labels[chosen]], 0)
 
     def push(self, h: Tensor, y: Tensor) -> None:
         """Remember the vectors of ``h`` with a label ``>= 0`` in ``y``; keep the newest ``size`` per label."""
@@ -45,12 +45,27 @@ class LabelMemory:
         valid = y >= 0
         new_h, new_y = h[valid].detach(), y[valid].long()
         if self.vectors is not None and self.labels is not None:
-            new_h = torch.cat([self.vectors.to(new_h.device, new_h.dtype), new_h], 0)
-            new_y = torch.cat([self.labels.to(new_y.device), new_y], 0)
+            new_h = torch.cat([self.vectors, new_h], 0)
+            new_y = torch.cat([self.labels, new_y], 0)
         self.vectors, self.labels = _newest_per_label(new_h, new_y, self.size)
 
-    def clear(self) -> None:
-        self.vectors, self.labels = None, None
+
+#: La-MMD's memories of one domain pair (a, b): one LabelMemory per side.
+PairMemory = Tuple[LabelMemory, LabelMemory]
+
+
+def widen_and_remember(
+    memory: PairMemory, h_a: Tensor, y_a: Tensor, h_b: Tensor, y_b: Tensor, n_labels: int
+) -> Tuple[Tuple[Tensor, Tensor], Tuple[Tensor, Tensor]]:
+    """Both sides' samples widened by the remembered vectors of the labels in this batch; then remember it."""
+    present = torch.zeros(n_labels, dtype=torch.bool, device=y_a.device)
+    present[y_a[y_a >= 0]] = True
+    present[y_b[y_b >= 0]] = True
+    sample_a = memory[0].with_memory(h_a, y_a, present)
+    sample_b = memory[1].with_memory(h_b, y_b, present)
+    memory[0].push(h_a, y_a)
+    memory[1].push(h_b, y_b)
+    return sample_a, sample_b
 
 
 def _newest_per_label(h: Tensor, y: Tensor, size: int) -> Tuple[Tensor, Tensor]:
@@ -61,8 +76,6 @@ def _newest_per_label(h: Tensor, y: Tensor, size: int) -> Tuple[Tensor, Tensor]:
     newest_first = torch.arange(n - 1, -1, -1, device=y.device)
     lab, order = torch.sort(y[newest_first], stable=True)
     rows = newest_first[order]
-    counts = torch.bincount(lab)
-    starts = torch.cumsum(counts, 0) - counts
-    rank = torch.arange(n, device=y.device) - starts[lab]
+    rank = rank_within_label(lab, int(lab[-1]) + 1)
     kept = torch.sort(rows[rank < size]).values
     return h[kept], y[kept]

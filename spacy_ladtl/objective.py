@@ -19,7 +19,7 @@ from spacy.training import Example
 
 from .layers import EncodedBatch
 from .losses import MMD_BANDWIDTHS, crf_l2, la_mmd, marginal_mmd
-from .memory import LabelMemory
+from .memory import PairMemory, widen_and_remember
 from .tags import OUTSIDE, biluo_to_scheme, match_tags, split_tag
 
 #: "label_aware+marginal" adds both, as joint distribution adaptation does (Long et al., ICCV 2013):
@@ -69,10 +69,6 @@ class TagMatch:
     shared_a: torch.Tensor  # (K_a,) shared label id per tag of a, -1 if not used by La-MMD
     shared_b: torch.Tensor  # (K_b,)
     n_shared: int
-
-
-#: La-MMD's memories of one domain pair (a, b): one LabelMemory per side.
-PairMemory = Tuple[LabelMemory, LabelMemory]
 
 
 def match_domains(
@@ -163,13 +159,7 @@ def _pair_mmd(
     y_b = match.shared_b[gold[rows_b][mask_b]]
     sample_a, sample_b = (h_a, y_a), (h_b, y_b)
     if memory is not None:
-        present = torch.zeros(match.n_shared, dtype=torch.bool, device=y_a.device)
-        present[y_a[y_a >= 0]] = True
-        present[y_b[y_b >= 0]] = True
-        sample_a = memory[0].with_memory(h_a, y_a, present)
-        sample_b = memory[1].with_memory(h_b, y_b, present)
-        memory[0].push(h_a, y_a)
-        memory[1].push(h_b, y_b)
+        sample_a, sample_b = widen_and_remember(memory, h_a, y_a, h_b, y_b, match.n_shared)
     total, _ = la_mmd(
         sample_a[0],
         sample_a[1],

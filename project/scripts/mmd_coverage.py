@@ -24,7 +24,7 @@ from spacy.training import Example
 
 from spacy_ladtl.batchers import domain_batches
 from spacy_ladtl.domains import set_domain
-from spacy_ladtl.memory import LabelMemory
+from spacy_ladtl.memory import LabelMemory, widen_and_remember
 from spacy_ladtl.objective import TransferSettings, gold_tag_ids, match_domains
 from spacy_ladtl.tags import make_tags
 
@@ -67,16 +67,10 @@ def coverage(
     active_total, used, entity_tokens = 0, 0, 0
     for gold_a, gold_b in golds:
         y_a, y_b = match.shared_a[gold_a], match.shared_b[gold_b]
-        present = torch.zeros(match.n_shared, dtype=torch.bool)
-        present[y_a[y_a >= 0]] = True
-        present[y_b[y_b >= 0]] = True
-        counted = []
-        for memory, y in zip(memories, (y_a, y_b)):
-            dummy = torch.zeros(y.shape[0], 1)
-            counted.append(memory.with_memory(dummy, y, present)[1])
-            memory.push(dummy, y)
-        n_a = torch.bincount(counted[0][counted[0] >= 0], minlength=match.n_shared)
-        n_b = torch.bincount(counted[1][counted[1] >= 0], minlength=match.n_shared)
+        dummy_a, dummy_b = torch.zeros(y_a.shape[0], 1), torch.zeros(y_b.shape[0], 1)
+        (_, seen_a), (_, seen_b) = widen_and_remember(memories, dummy_a, y_a, dummy_b, y_b, match.n_shared)
+        n_a = torch.bincount(seen_a[seen_a >= 0], minlength=match.n_shared)
+        n_b = torch.bincount(seen_b[seen_b >= 0], minlength=match.n_shared)
         active = (n_a >= settings.mmd_min_tokens) & (n_b >= settings.mmd_min_tokens)
         active_total += int(active.sum())
         target_entity = gold_b > 0

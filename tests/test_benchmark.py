@@ -137,14 +137,39 @@ def test_tuning_search_walks_one_key_at_a_time(tmp_path):
     assert not missing and best == {"c.alpha": 0.02, "c.beta": 0.12} and trace[-1]["chosen"]
 
 
+def test_tuning_grid_grown_at_the_end_reuses_earlier_runs(tmp_path):
+    """A key appended to the grid later: earlier runs (names and records without it) count as its base value."""
+    bench_tuning = load_script("bench_tuning")
+    old_grid = {"c.alpha": [0.01, 0.02]}
+    grown = {"method": "ladtl", "seed": 0, "grid": {**old_grid, "c.memory": [0, 16]}}
+    base = {"c.alpha": 0.02, "c.memory": 0}
+    results = tmp_path / "results"
+    earlier = results / "p" / "tuning" / "alpha0.01" / "rate0.1-seed0.json"  # named before c.memory existed
+    earlier.parent.mkdir(parents=True)
+    srsly.write_json(earlier, {"dev": {"ents_f": 0.6}})
+    (results / "p" / "ladtl").mkdir(parents=True)
+    srsly.write_json(results / "p" / "ladtl" / "rate0.1-seed0.json", {"dev": {"ents_f": 0.5}})
+    assert bench_tuning.point_path(results, "p", "ladtl", "0.1", 0, {"c.alpha": 0.01, "c.memory": 0}, base) == earlier
+    new_point = {"c.alpha": 0.01, "c.memory": 16}
+    assert bench_tuning.point_path(results, "p", "ladtl", "0.1", 0, new_point, base).parent.name == "alpha0.01-memory16"
+    missing, best, _ = bench_tuning.search(results, "p", "0.1", grown, base)
+    assert best is None and missing == [new_point]  # only the new key's point is left to run
+    assert isinstance(missing[0]["c.memory"], int)  # an int setting stays an int for the config
+    # a tuned run recorded before the grid grew holds the base value of the new key
+    assert bench_tuning.holds_point({"tuned": {"point": {"c.alpha": 0.01}}}, {"c.alpha": 0.01, "c.memory": 0}, base)
+    assert not bench_tuning.holds_point({"tuned": {"point": {"c.alpha": 0.01}}}, new_point, base)
+    assert not bench_tuning.holds_point({}, new_point, base)
+
+
 def test_tuning_base_reads_the_config_and_names_bad_keys(tmp_path):
     bench_tuning = load_script("bench_tuning")
     plan = srsly.read_yaml(PROJECT / "benchmark.yml")
     config = PROJECT.parent / "configs" / "ladtl_bilstm.cfg"
     base = bench_tuning.plan_base(plan, PROJECT, config)
     assert base == {"components.ladtl_ner.mmd_include_o": False, "components.ladtl_ner.alpha": 0.02,
-                    "components.ladtl_ner.beta": 0.03, "components.ladtl_ner.epsilon": 0.3}
-    assert bench_tuning.point_name(base) == "mmd_include_ofalse-alpha0.02-beta0.03-epsilon0.3"
+                    "components.ladtl_ner.beta": 0.03, "components.ladtl_ner.epsilon": 0.3,
+                    "components.ladtl_ner.mmd_memory": 0}
+    assert bench_tuning.point_name(base) == "mmd_include_ofalse-alpha0.02-beta0.03-epsilon0.3-mmd_memory0"
     assert bench_tuning.same_point({"a": 0.3, "o": True}, {"a": 0.30000000000000004, "o": True})  # JSON round trip
     assert not bench_tuning.same_point({"a": 0.3, "o": True}, {"a": 0.3, "o": 1.0}) and not bench_tuning.same_point({"a": 0.3}, None)
     with pytest.raises(KeyError, match="components.ladtl_ner.gamma_typo"):

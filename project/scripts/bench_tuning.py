@@ -21,8 +21,9 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "ladtl_bilstm
 
 
 def grid_value(value: Any) -> Any:
-    """A grid or config value as a point holds it: bools stay bools, numbers become floats."""
-    return value if isinstance(value, bool) else float(value)
+    """A grid or config value as a point holds it: bools and ints stay as they are (an int
+    setting such as ``mmd_memory`` rejects a float), other numbers become floats."""
+    return value if isinstance(value, (bool, int)) else float(value)
 
 
 def value_text(value: Any) -> str:
@@ -38,10 +39,17 @@ def same_point(a: Optional[Point], b: Optional[Point]) -> bool:
                for k in a)
 
 
-def holds_point(record: Dict[str, Any], best: Optional[Point]) -> bool:
+def holds_point(record: Dict[str, Any], best: Optional[Point], base: Point) -> bool:
     """Whether a tuned method's run record was trained for ``best``, the search's current
-    point (None while the search is unfinished)."""
-    return same_point(record.get("tuned", {}).get("point"), best)
+    point (None while the search is unfinished).
+
+    A key missing from the record's point joined the grid after the run: the run had
+    the base value of that key.
+    """
+    point = record.get("tuned", {}).get("point")
+    if point is None:
+        return False
+    return same_point({**{k: v for k, v in base.items() if k not in point}, **point}, best)
 
 
 def point_name(point: Point) -> str:
@@ -75,11 +83,23 @@ def plan_base(plan: Dict[str, Any], project: Path, default_config: Path) -> Poin
 
 
 def point_path(results: Path, pair: str, method: str, rate_name: str, seed: int, point: Point, base: Point) -> Path:
-    """Where the run of ``point`` lives: the base method's own run for the base point."""
+    """Where the run of ``point`` lives: the base method's own run for the base point.
+
+    Keys appended to the grid later are left out of the names of earlier runs: when
+    the point's last keys are at their base values, a run under the shorter name
+    (made before those keys joined the grid) is the run of this point.
+    """
     leaf = f"rate{rate_name}-seed{seed}.json"
     if point == base:
         return results / pair / method / leaf
-    return results / pair / "tuning" / point_name(point) / leaf
+    path = results / pair / "tuning" / point_name(point) / leaf
+    keys = list(point)
+    while not path.exists() and len(keys) > 1 and point[keys[-1]] == base.get(keys[-1]):
+        keys.pop()
+        shorter = results / pair / "tuning" / point_name({k: point[k] for k in keys}) / leaf
+        if shorter.exists():
+            return shorter
+    return path
 
 
 def search(results: Path, pair: str, rate_name: str, tuning: Dict[str, Any], base: Point) -> Tuple[List[Point], Optional[Point], List[Dict[str, Any]]]:

@@ -151,7 +151,7 @@ def drop_stale_tuned(table, plan: Dict[str, Any], results: Path) -> List[str]:
     for (pair, rate), row in table.items():
         for method in [m for m in row if plan["methods"].get(m, {}).get("tuned")]:
             _, best, _ = bench_tuning.search(results, pair, f"{rate:g}", plan["tuning"], base)
-            stale = [r for r in row[method] if not bench_tuning.holds_point(r, best)]
+            stale = [r for r in row[method] if not bench_tuning.holds_point(r, best, base)]
             if stale:
                 row[method] = [r for r in row[method] if r not in stale]
                 why = "the dev search is unfinished" if best is None else "the dev search has moved on"

@@ -133,7 +133,7 @@ def up_to_date(path: Path, plan: Dict[str, Any], pair_name: str, method: str, ra
         return True
     base = bench_tuning.plan_base(plan, PROJECT, LADTL_CONFIG)
     _, best, _ = bench_tuning.search(results, pair_name, rate_name(rate), plan["tuning"], base)
-    return bench_tuning.holds_point(srsly.read_json(path), best)
+    return bench_tuning.holds_point(srsly.read_json(path), best, base)
 
 
 def run_one(plan: Dict[str, Any], pair_name: str, method_name: str, rate: float, seed: int, corpus: Path,
@@ -263,7 +263,7 @@ def main() -> None:
     for name in pairs + methods:
         if name not in plan["pairs"] and name not in plan["methods"]:
             sys.exit(f"✘ {args.plan}: no pair or method named {name!r}")
-    todo = []
+    todo, wanted = [], []
     for pair_name in pairs:
         planned = planned_runs(plan, pair_name, methods, args.plan)
         # seed-major order: a partial benchmark still covers every method once
@@ -271,6 +271,7 @@ def main() -> None:
             for rate, method in planned:
                 if args.rates and rate not in as_list(args.rates, float):
                     continue
+                wanted.append((pair_name, method, rate, seed))
                 if not up_to_date(result_path(args.results, pair_name, method, rate, seed), plan, pair_name, method, rate, args.results):
                     todo.append((pair_name, method, rate, seed))
     print(f"{len(todo)} run(s) to do; results in {args.results}", flush=True)
@@ -288,8 +289,10 @@ def main() -> None:
     if args.dry_run:
         return
     corpora = {}
-    for pair_name in dict.fromkeys(p for p, _, _, _ in todo):
-        rates = sorted({r for p, _, r, _ in todo if p == pair_name})
+    # --prepare-only makes every planned corpus, also those whose runs are all done
+    to_prepare = wanted if args.prepare_only else todo
+    for pair_name in dict.fromkeys(p for p, _, _, _ in to_prepare):
+        rates = sorted({r for p, _, r, _ in to_prepare if p == pair_name})
         corpora[pair_name] = prepare_corpus(plan, pair_name, args.catalog, args.data_dir, args.work / pair_name, rates, budget)
     if args.prepare_only:
         return
@@ -347,7 +350,7 @@ def main() -> None:
             print(f"✘ {label} skipped: its dev tuning did not finish", flush=True)
             return False
         best, trace = tuned[(pair_name, rate)]
-        if path.exists() and bench_tuning.holds_point(srsly.read_json(path), best):
+        if path.exists() and bench_tuning.holds_point(srsly.read_json(path), best, base):
             print(f"✔ {label}: up to date with the dev search", flush=True)
             return True
         annotate = {"tuned": {"point": best, "seed": plan["tuning"]["seed"], "trace": trace}}

@@ -98,10 +98,14 @@ def main() -> None:
     corpus = args.work / args.pair / "corpus"
     if not (corpus / "pair.json").exists():
         raise SystemExit(f"✘ no corpus in {corpus}: run scripts/benchmark_run.py --pairs {args.pair} --prepare-only first")
+    target_train = corpus / f"target_train_r{args.rate:g}.spacy"
+    if not target_train.exists():
+        raise SystemExit(f"✘ no {target_train.name} in {corpus}: run scripts/benchmark_run.py --pairs {args.pair} "
+                         f"--rates {args.rate:g} --prepare-only first")
     info = srsly.read_json(corpus / "pair.json")
     lang = info["domains"]["target"].get("lang", "en")
     source = load_examples(corpus / "source_train.spacy", "source", lang)
-    target = load_examples(corpus / f"target_train_r{args.rate:g}.spacy", "target", lang)
+    target = load_examples(target_train, "target", lang)
     tag_sets = {
         d: make_tags(sorted({e.label_ for eg in egs for e in eg.reference.ents}), "BILUO")
         for d, egs in (("source", source), ("target", target))

@@ -100,8 +100,10 @@ def main() -> None:
         raise SystemExit(f"✘ no corpus in {corpus}: run scripts/benchmark_run.py --pairs {args.pair} --prepare-only first")
     target_train = corpus / f"target_train_r{args.rate:g}.spacy"
     if not target_train.exists():
-        raise SystemExit(f"✘ no {target_train.name} in {corpus}: run scripts/benchmark_run.py --pairs {args.pair} "
-                         f"--rates {args.rate:g} --prepare-only first")
+        have = sorted(p.stem.split("_r", 1)[1] for p in corpus.glob("target_train_r*.spacy"))
+        raise SystemExit(f"✘ no {target_train.name} in {corpus} (rates there: {', '.join(have) or 'none'}): pass one "
+                         f"of those with --rate, or run scripts/benchmark_run.py --pairs {args.pair} --prepare-only "
+                         f"(it makes the rates the plan runs)")
     info = srsly.read_json(corpus / "pair.json")
     lang = info["domains"]["target"].get("lang", "en")
     source = load_examples(corpus / "source_train.spacy", "source", lang)

@@ -90,6 +90,30 @@ def test_compare_ranks_only_planned_methods_and_lists_notes(tmp_path):
     assert "| bionlp13pc-bionlp13cg | 10% | +5.00 ± 0.00 (2/2) |" in text
 
 
+def test_compare_adds_side_folders_and_refuses_a_run_found_twice(tmp_path):
+    """--extra-results joins a side folder's seeds to the main ones; the same run in both is an error."""
+    results, side = tmp_path / "results", tmp_path / "side"
+    for seed, f in enumerate([0.60, 0.62]):
+        write_record(results, "ladtl", seed, f)
+        write_record(results, "joint", seed, f - 0.05)
+    write_record(side, "ladtl", 2, 0.64)
+    write_record(side, "joint", 2, 0.65)  # joint wins the side seed
+    table = tmp_path / "five.md"
+    run_script("scripts/benchmark_compare.py", "--results", str(results), "--extra-results", str(side),
+               "--pairs", "bionlp13pc-bionlp13cg", "--output", str(table), "--plot", "none")
+    text = table.read_text(encoding="utf-8")
+    assert "**62.00 ± 2.00**" in text and "| 59.00 ± 5.29 |" in text
+    assert "| bionlp13pc-bionlp13cg | 10% | +3.00 ± 3.46 (2/3) |" in text
+    assert "Not run yet" not in text and not (tmp_path / "c.png").exists()
+    write_record(side, "ladtl", 1, 0.61)  # seed 1 is in the main folder too
+    failed = run_script("scripts/benchmark_compare.py", "--results", str(results), "--extra-results", str(side),
+                        "--output", str(table), "--plot", "none", check=False)
+    assert failed.returncode != 0 and "also in" in failed.stderr and "rate0.1-seed1.json" in failed.stderr
+    unknown = run_script("scripts/benchmark_compare.py", "--results", str(results), "--pairs", "nope",
+                         "--output", str(table), "--plot", "none", check=False)
+    assert unknown.returncode != 0 and "--pairs: no runs of nope" in unknown.stderr
+
+
 def test_paired_differences_one_table_per_entry():
     """A list under ``paired`` gives one table per entry; an entry whose method never ran gives none."""
     benchmark_compare = load_script("benchmark_compare")

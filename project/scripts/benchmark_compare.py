@@ -2,13 +2,19 @@
 
 Usage (from project/):
     python scripts/benchmark_compare.py [--results benchmarks/results] [--plan benchmark.yml]
-        [--output benchmarks/RESULTS.md] [--plot benchmarks/sampling_curve.png]
+        [--output benchmarks/RESULTS.md] [--plot benchmarks/sampling_curve.png | none]
+        [--extra-results benchmarks/results-5seeds ...] [--pairs P,..]
 
 Cells are target **test** entity F1, mean ± std over the seeds found (n in
 brackets when fewer than the plan's seeds); the best mean of each row is bold,
 leaving out the plan's ``optional`` methods (another encoder: the transformer).
 Checkpoints were chosen on target dev by the runs themselves. The plot needs
 matplotlib (``pip install -e .[bench]``); without it only the table is written.
+
+``--extra-results`` adds the runs of side folders (e.g. more seeds of a few
+methods) to those of ``--results``; the dev search is still read from
+``--results`` only. A run found in two folders is an error. Write such a table
+elsewhere (``--output``, ``--plot none``) so that RESULTS.md stays the plan's.
 """
 import argparse
 import json
@@ -26,12 +32,19 @@ import bench_tuning  # noqa: E402
 Key = Tuple[str, float]
 
 
-def load_results(results: Path) -> Dict[Key, Dict[str, List[Dict[str, Any]]]]:
-    """{(pair, rate): {method: [run records]}}."""
+def load_results(*folders: Path) -> Dict[Key, Dict[str, List[Dict[str, Any]]]]:
+    """{(pair, rate): {method: [run records]}} of every folder; one run in two folders is an error."""
     table: Dict[Key, Dict[str, List[Dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
-    for path in sorted(results.glob("*/*/*.json")):
-        record = srsly.read_json(path)
-        table[(record["pair"], float(record["rate"]))][record["method"]].append(record)
+    seen: Dict[Tuple[str, str, float, int], Path] = {}
+    for folder in folders:
+        for path in sorted(folder.glob("*/*/*.json")):
+            record = srsly.read_json(path)
+            run = (record["pair"], record["method"], float(record["rate"]), record["seed"])
+            if run in seen:
+                raise SystemExit(f"✘ {path}: the same run ({', '.join(map(str, run))}) is also in {seen[run]}; "
+                                 f"move one of them out of the folders compared")
+            seen[run] = path
+            table[(record["pair"], float(record["rate"]))][record["method"]].append(record)
     return table
 
 
@@ -248,10 +261,24 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=PROJECT / "benchmarks" / "results")
     parser.add_argument("--plan", type=Path, default=PROJECT / "benchmark.yml")
     parser.add_argument("--output", type=Path, default=PROJECT / "benchmarks" / "RESULTS.md")
-    parser.add_argument("--plot", type=Path, default=PROJECT / "benchmarks" / "sampling_curve.png")
+    parser.add_argument("--plot", type=str, default=str(PROJECT / "benchmarks" / "sampling_curve.png"),
+                        help='"none": no plot')
+    parser.add_argument("--extra-results", type=Path, action="append", default=[],
+                        help="a side folder whose runs join the table (repeatable)")
+    parser.add_argument("--pairs", type=str, default="", help="only these pairs (comma-separated)")
     args = parser.parse_args()
     plan = srsly.read_yaml(args.plan)
-    table = load_results(args.results)
+    for folder in [args.results, *args.extra_results]:
+        if not folder.is_dir():
+            raise SystemExit(f"✘ no results folder {folder}")
+    table = load_results(args.results, *args.extra_results)
+    if args.pairs:
+        wanted = set(args.pairs.split(","))
+        unknown = wanted - {pair for pair, _ in table}
+        if unknown:
+            raise SystemExit(f"✘ --pairs: no runs of {', '.join(sorted(unknown))} in the folders compared")
+        table = {key: row for key, row in table.items() if key[0] in wanted}
+        plan["pairs"] = {pair: spec for pair, spec in plan["pairs"].items() if pair in wanted}
     if not table:
         raise SystemExit(f"✘ no result JSONs under {args.results}: run scripts/benchmark_run.py first")
     stale = drop_stale_tuned(table, plan, args.results)
@@ -259,8 +286,9 @@ def main() -> None:
             + notes(table, plan, stale) + paired_differences(table, plan) + tuning_notes(table, plan, args.results)
             + "\n\nTarget **dev** entity F1 of the same checkpoints (what selected them):\n\n"
             + markdown_table(table, plan, split="dev") + "\n")
-    if plot_curve(table, plan, args.plot):
-        text += f"\n![F1 vs sampling rate]({args.plot.name})\n"
+    plot = None if args.plot.lower() == "none" else Path(args.plot)
+    if plot is not None and plot_curve(table, plan, plot):
+        text += f"\n![F1 vs sampling rate]({plot.name})\n"
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text, encoding="utf-8")
     print(text)

@@ -105,6 +105,10 @@ def test_compare_adds_side_folders_and_refuses_a_run_found_twice(tmp_path):
     assert "**62.00 ± 2.00**" in text and "| 59.00 ± 5.29 |" in text
     assert "| bionlp13pc-bionlp13cg | 10% | +3.00 ± 3.46 (2/3) |" in text
     assert "Not run yet" not in text and not (tmp_path / "c.png").exists()
+    write_record(side, "ladtl", 3, 0.66)  # more seeds than the plan's three: n is shown
+    run_script("scripts/benchmark_compare.py", "--results", str(results), "--extra-results", str(side),
+               "--output", str(table), "--plot", "none")
+    assert "**63.00 ± 2.58** (n=4)" in table.read_text(encoding="utf-8")
     write_record(side, "ladtl", 1, 0.61)  # seed 1 is in the main folder too
     failed = run_script("scripts/benchmark_compare.py", "--results", str(results), "--extra-results", str(side),
                         "--output", str(table), "--plot", "none", check=False)

@@ -6,7 +6,7 @@ Usage (from project/):
         [--extra-results benchmarks/results-5seeds ...] [--pairs P,..]
 
 Cells are target **test** entity F1, mean ± std over the seeds found (n in
-brackets when fewer than the plan's seeds); the best mean of each row is bold,
+brackets when other than the plan's number of seeds); the best mean of each row is bold,
 leaving out the plan's ``optional`` methods (another encoder: the transformer).
 Checkpoints were chosen on target dev by the runs themselves. The plot needs
 matplotlib (``pip install -e .[bench]``); without it only the table is written.
@@ -57,7 +57,7 @@ def cell(runs: List[Dict[str, Any]], n_seeds: int, best: bool, split: str = "tes
     text = f"{mean:.2f} ± {std:.2f}" if len(runs) > 1 else f"{mean:.2f}"
     if best:
         text = f"**{text}**"
-    return text + (f" (n={len(runs)})" if len(runs) < n_seeds else "")
+    return text + (f" (n={len(runs)})" if len(runs) != n_seeds else "")
 
 
 def in_plan_order(table, plan: Dict[str, Any]) -> List[Key]:

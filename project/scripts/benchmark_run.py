@@ -60,6 +60,16 @@ def rate_name(rate: float) -> str:
     return f"{rate:g}"
 
 
+def subsample_path(corpus: Path, rate: float) -> Path:
+    """The target training subsample of ``rate`` in a pair's prepared corpus folder."""
+    return corpus / f"target_train_r{rate_name(rate)}.spacy"
+
+
+def subsampled_rates(corpus: Path) -> List[str]:
+    """The rates whose target training subsample ``corpus`` holds, as named in their files."""
+    return sorted(path.stem[len("target_train_r"):] for path in corpus.glob("target_train_r*.spacy"))
+
+
 def result_path(results: Path, pair: str, method: str, rate: float, seed: int) -> Path:
     return results / pair / method / f"rate{rate_name(rate)}-seed{seed}.json"
 
@@ -143,7 +153,7 @@ def run_one(plan: Dict[str, Any], pair_name: str, method_name: str, rate: float,
     pair, method = plan["pairs"][pair_name], plan["methods"][method_name]
     source, target, lang = pair["source"], pair["target"], pair.get("lang", "en")
     label_map = pair.get("label_map", {})
-    target_train = str(corpus / f"target_train_r{rate_name(rate)}.spacy")
+    target_train = str(subsample_path(corpus, rate))
     source_train, source_dev = str(corpus / "source_train.spacy"), str(corpus / "source_dev.spacy")
     dev, test = corpus / "target_dev.spacy", corpus / "target_test.spacy"
     out = work / "runs" / f"{method_name}{tag}-rate{rate_name(rate)}-seed{seed}"
@@ -206,7 +216,7 @@ def prepare_corpus(plan: Dict[str, Any], pair_name: str, catalog: Path, data_dir
         pair = plan["pairs"][pair_name]
         prepare_pair.prepare(catalog, data_dir, pair["source"], pair["target"], corpus)
     for rate in rates:
-        out = corpus / f"target_train_r{rate_name(rate)}.spacy"
+        out = subsample_path(corpus, rate)
         if not out.exists():
             docs, manifest = subsample(corpus / "target_train_full.spacy", rate, budget["subsample_seed"])
             write_docs(out, docs)

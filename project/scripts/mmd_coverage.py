@@ -12,6 +12,7 @@ Usage (from project/, after `benchmark_run.py --prepare-only` made the corpora):
 """
 import argparse
 import random
+import sys
 from itertools import islice
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
@@ -29,6 +30,8 @@ from spacy_ladtl.objective import TransferSettings, gold_tag_ids, match_domains
 from spacy_ladtl.tags import make_tags
 
 PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT / "scripts"))
+import benchmark_run  # noqa: E402
 
 
 def load_examples(path: Path, domain: str, lang: str) -> List[Example]:
@@ -98,9 +101,9 @@ def main() -> None:
     corpus = args.work / args.pair / "corpus"
     if not (corpus / "pair.json").exists():
         raise SystemExit(f"✘ no corpus in {corpus}: run scripts/benchmark_run.py --pairs {args.pair} --prepare-only first")
-    target_train = corpus / f"target_train_r{args.rate:g}.spacy"
+    target_train = benchmark_run.subsample_path(corpus, args.rate)
     if not target_train.exists():
-        have = sorted(p.stem.split("_r", 1)[1] for p in corpus.glob("target_train_r*.spacy"))
+        have = benchmark_run.subsampled_rates(corpus)
         raise SystemExit(f"✘ no {target_train.name} in {corpus} (rates there: {', '.join(have) or 'none'}): pass one "
                          f"of those with --rate, or run scripts/benchmark_run.py --pairs {args.pair} --prepare-only "
                          f"(it makes the rates the plan runs)")

@@ -20,6 +20,7 @@ def test_benchmark_runs_resumes_and_compares(tmp_path):
         assert record["method"] == method and record["rate"] == 0.1 and record["seed"] == 0
         assert set(record["test"]) >= {"ents_p", "ents_r", "ents_f", "ents_per_type"} and "ents_f" in record["dev"]
         assert record["commands"] and len(record["config_sha256"]) == 64 and record["budget"]["max_steps"] == 10
+        assert record["dev_curve"][0]["step"] == 0 and record["dev_curve"][0]["dev_f"] is not None
     retrain = srsly.read_json(results / "bionlp13pc-bionlp13cg" / "retrain" / "rate0.1-seed0.json")
     assert len(retrain["commands"]) == 2 and "init_encoder_from" in retrain["commands"][1]
     assert not (work / "bionlp13pc-bionlp13cg" / "runs" / "ladtl-rate0.1-seed0").exists()  # models removed
@@ -88,6 +89,61 @@ def test_compare_ranks_only_planned_methods_and_lists_notes(tmp_path):
     # paired by seed: ladtl - joint is +5 on both seeds
     assert "| pair | target rate | ladtl − joint |" in text
     assert "| bionlp13pc-bionlp13cg | 10% | +5.00 ± 0.00 (2/2) |" in text
+
+
+LADTL_LOG = """\x1b[38;5;4mℹ Initial learn rate: 0.002\x1b[0m
+E    #       LOSS LADTL_NER  LOSS CRF   LOSS MMD   LOSS CRF_L2  ENTS_TARGET_F  ENTS_TARGET_P  ENTS_TARGET_R  ENTS_F  SCORE 
+---  ------  --------------  ---------  ---------  -----------  -------------  -------------  -------------  ------  ------
+0    0       62.75           62.40      2.66       9.70         1.13           3.66           0.67           1.13    0.01  
+3    200     900.10          880.00     15.20      4.90         41.50          45.00          38.50          30.00   0.42  
+\x1b[38;5;2m✔ Saved pipeline to output directory\x1b[0m
+"""
+SPACY_LOG = """E    #       LOSS TOK2VEC  LOSS NER  ENTS_F  ENTS_P  ENTS_R  SCORE 
+---  ------  ------------  --------  ------  ------  ------  ------
+  0       0          0.00     51.88    0.00    0.00    0.00    0.00
+  5     200          0.00   1200.50   37.25   40.00   35.00    0.37
+"""
+
+
+def test_training_table_reads_ladtl_and_spacy_logs(tmp_path):
+    """The dev curve of a run: the target dev F1 column of either logger, with the loss columns."""
+    benchmark_run = load_script("benchmark_run")
+    (tmp_path / "ladtl.log").write_text(LADTL_LOG, encoding="utf-8")
+    (tmp_path / "spacy.log").write_text(SPACY_LOG, encoding="utf-8")
+    ladtl = benchmark_run.training_table(tmp_path / "ladtl.log")
+    assert [(r["epoch"], r["step"], r["dev_f"]) for r in ladtl] == [(0, 0, 1.13), (3, 200, 41.5)]  # not ENTS_F
+    assert ladtl[1]["losses"] == {"LOSS LADTL_NER": 900.1, "LOSS CRF": 880.0, "LOSS MMD": 15.2, "LOSS CRF_L2": 4.9}
+    spacy_rows = benchmark_run.training_table(tmp_path / "spacy.log")
+    assert [(r["step"], r["dev_f"]) for r in spacy_rows] == [(0, 0.0), (200, 37.25)]
+    assert benchmark_run.last_epoch_and_step(spacy_rows) == {"epochs": 5, "steps": 200}
+    assert benchmark_run.last_epoch_and_step([]) == {"epochs": 0, "steps": 0}
+
+
+def test_dev_curves_bold_the_kept_step_and_say_how_runs_ended(tmp_path):
+    """model-best is the latest of the best dev scores; a run cut by max_steps at its best was still improving."""
+    results = tmp_path / "results"
+    budget = {"max_steps": 600, "eval_frequency": 200, "patience": 400}
+
+    def curve(*scores):
+        return [{"epoch": 0, "step": 200 * i, "dev_f": f, "losses": {}} for i, f in enumerate(scores)]
+
+    write_record(results, "ladtl", 0, 0.5, budget=budget, dev_curve=curve(1.0, 40.0, 45.0, 47.0))  # budget, rising
+    write_record(results, "joint", 0, 0.4, budget=budget, dev_curve=curve(1.0, 44.0, 43.0, 44.0))  # tie: later kept
+    write_record(results, "retrain", 0, 0.3, budget={**budget, "max_steps": 2000}, dev_curve=curve(2.0, 30.0, 29.0, 28.0))
+    write_record(results, "non_transfer", 0, 0.2)  # older run: no curve
+    output = tmp_path / "curves.md"
+    run_script("scripts/benchmark_curves.py", "--results", str(results), "--methods", "ladtl,joint,retrain,non_transfer",
+               "--output", str(output), "--plot", "none")
+    text = output.read_text(encoding="utf-8")
+    assert "| step | ladtl s0 | joint s0 | retrain s0 |" in text
+    assert "| 200 | 40.00 | 44.00 | **30.00** |" in text and "| 600 | **47.00** | **44.00** | 28.00 |" in text
+    assert "- ladtl s0: kept step 600 (dev 47.00), last step 600 (dev 47.00), ended by the budget — still improving" in text
+    assert "- joint s0: kept step 600 (dev 44.00), last step 600 (dev 44.00), ended by the budget; test F1 of the kept checkpoint 40.00." in text
+    assert "- retrain s0: kept step 200 (dev 30.00), last step 600 (dev 28.00), ended by the patience;" in text
+    assert "1 run(s) of the rows shown have no dev curve" in text
+    none = run_script("scripts/benchmark_curves.py", "--results", str(results), "--methods", "non_transfer",
+                      "--output", str(output), "--plot", "none", check=False)
+    assert none.returncode != 0 and "no run with a dev curve" in none.stderr
 
 
 def test_compare_adds_side_folders_and_refuses_a_run_found_twice(tmp_path):

@@ -225,13 +225,8 @@ def machines(runs: List[Dict[str, Any]]) -> Dict[Tuple[str, str], set]:
 
 
 def plot_curve(table, plan: Dict[str, Any], path: Path) -> bool:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib not installed (pip install -e .[bench]): no plot written")
+    plt = pyplot()
+    if plt is None:
         return False
     curve = plan["curve"]
     fig, ax = plt.subplots(figsize=(5.5, 4))
@@ -256,6 +251,35 @@ def plot_curve(table, plan: Dict[str, Any], path: Path) -> bool:
     return True
 
 
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend, or None (with a message) when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed (pip install -e .[bench]): no plot written")
+        return None
+    return plt
+
+
+def load_folders(*folders: Path) -> Dict[Key, Dict[str, List[Dict[str, Any]]]]:
+    """``load_results`` of folders that must exist (the message names a missing one)."""
+    for folder in folders:
+        if not folder.is_dir():
+            raise SystemExit(f"✘ no results folder {folder}")
+    return load_results(*folders)
+
+
+def save_markdown(text: str, output: Path) -> None:
+    """Write the report (making its folder) and print it."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+    print(text)
+    print(f"✔ Saved {output}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", type=Path, default=PROJECT / "benchmarks" / "results")
@@ -268,10 +292,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=str, default="", help="only these pairs (comma-separated)")
     args = parser.parse_args()
     plan = srsly.read_yaml(args.plan)
-    for folder in [args.results, *args.extra_results]:
-        if not folder.is_dir():
-            raise SystemExit(f"✘ no results folder {folder}")
-    table = load_results(args.results, *args.extra_results)
+    table = load_folders(args.results, *args.extra_results)
     if args.pairs:
         wanted = set(args.pairs.split(","))
         unknown = wanted - {pair for pair, _ in table}
@@ -289,10 +310,7 @@ def main() -> None:
     plot = None if args.plot.lower() == "none" else Path(args.plot)
     if plot is not None and plot_curve(table, plan, plot):
         text += f"\n![F1 vs sampling rate]({plot.name})\n"
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text, encoding="utf-8")
-    print(text)
-    print(f"✔ Saved {args.output}")
+    save_markdown(text, args.output)
 
 
 if __name__ == "__main__":

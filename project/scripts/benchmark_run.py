@@ -94,10 +94,34 @@ def run_logged(command: List[str], log_path: Path) -> float:
     return time.time() - start
 
 
-def last_epoch_and_step(log_path: Path) -> Dict[str, int]:
-    """The last (epoch, step) row of spaCy's training table."""
-    rows = re.findall(r"^\s*(\d+)\s+(\d+)\s+[\d.]", log_path.read_text(encoding="utf-8"), flags=re.M)
-    return {"epochs": int(rows[-1][0]), "steps": int(rows[-1][1])} if rows else {"epochs": 0, "steps": 0}
+def training_table(log_path: Path) -> List[Dict[str, Any]]:
+    """The rows of spaCy's training table in ``log_path``: epoch, step, the loss columns
+    and ``dev_f``, the dev F1 (%) that chose the checkpoint (ENTS_TARGET_F, or ENTS_F for spaCy's ``ner``)."""
+    header: List[str] = []
+    rows: List[Dict[str, Any]] = []
+    for line in log_path.read_text(encoding="utf-8").splitlines():
+        cells = line.split()
+        if cells[:2] == ["E", "#"]:
+            header = re.split(r"\s{2,}", line.strip())
+        elif header and len(cells) == len(header) and re.fullmatch(r"\d+", cells[0]) and re.fullmatch(r"\d+", cells[1]):
+            named = dict(zip(header, cells))
+            score_col = "ENTS_TARGET_F" if "ENTS_TARGET_F" in named else "ENTS_F"
+            rows.append({"epoch": int(cells[0]), "step": int(cells[1]),
+                         "dev_f": _number(named.get(score_col)),
+                         "losses": {col: _number(value) for col, value in named.items() if col.startswith("LOSS ")}})
+    return rows
+
+
+def _number(text: Optional[str]) -> Optional[float]:
+    try:
+        return float(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def last_epoch_and_step(rows: List[Dict[str, Any]]) -> Dict[str, int]:
+    """The last (epoch, step) of a training table."""
+    return {"epochs": rows[-1]["epoch"], "steps": rows[-1]["step"]} if rows else {"epochs": 0, "steps": 0}
 
 
 def train_command(config: Path, output: Path, lang: str, seed: int, budget: Dict[str, Any], overrides: Dict[str, Any]) -> List[str]:
@@ -193,11 +217,14 @@ def run_one(plan: Dict[str, Any], pair_name: str, method_name: str, rate: float,
     else:
         raise ValueError(f"benchmark.yml: method {method_name} has unknown kind {kind!r}")
     config_text = (out / "model-best" / "config.cfg").read_text(encoding="utf-8")
+    curve = training_table(out / "train.log")
     return {
         "pair": pair_name, "source": source, "target": target, "method": method_name, "kind": kind,
         "rate": rate, "seed": seed, "subsample_seed": budget["subsample_seed"],
         "overrides": method_overrides if kind == "ladtl" else {},
-        "dev": dev_scores, "test": test_scores, **last_epoch_and_step(out / "train.log"),
+        "dev": dev_scores, "test": test_scores, **last_epoch_and_step(curve),
+        # the dev F1 at every evaluation (and the losses logged with it): what the checkpoint was chosen from
+        "dev_curve": curve,
         "budget": {k: budget[k] for k in ("max_steps", "eval_frequency", "patience")},
         "gpu_id": budget.get("gpu_id", -1),
         "wall_seconds": round(wall, 1),

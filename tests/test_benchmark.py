@@ -258,6 +258,9 @@ def test_tuning_base_reads_the_config_and_names_bad_keys(tmp_path):
     assert not bench_tuning.same_point({"a": 0.3, "o": True}, {"a": 0.3, "o": 1.0}) and not bench_tuning.same_point({"a": 0.3}, None)
     with pytest.raises(KeyError, match="components.ladtl_ner.gamma_typo"):
         bench_tuning.base_point({"grid": {"components.ladtl_ner.gamma_typo": [1]}}, config)
+    side_plan = {**plan, "methods": {"ladtl_avg": plan["methods"]["ladtl"]}}  # a side plan without the searched method
+    with pytest.raises(SystemExit, match="tuning.method 'ladtl' is not one of its methods \\(ladtl_avg\\)"):
+        bench_tuning.plan_base(side_plan, PROJECT, config)
 
 
 def test_tuned_run_is_redone_when_the_search_moves(tmp_path):

@@ -75,6 +75,9 @@ def base_point(tuning: Dict[str, Any], config_path: Path) -> Point:
 def plan_base(plan: Dict[str, Any], project: Path, default_config: Path) -> Point:
     """Values of the tuned keys in the tuning's base method: its config's, then its overrides."""
     tuning = plan["tuning"]
+    if tuning.get("method") not in plan["methods"]:
+        raise SystemExit(f"✘ benchmark plan: tuning.method {tuning.get('method')!r} is not one of its methods "
+                         f"({', '.join(plan['methods'])}); add it to `methods` or remove the `tuning` section")
     spec = plan["methods"][tuning["method"]]
     config = project / spec["config"] if "config" in spec else default_config
     point = base_point(tuning, config)

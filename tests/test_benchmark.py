@@ -339,3 +339,38 @@ def test_mmd_coverage_counts_what_la_mmd_sees(tmp_path):
     assert typ[2] >= tag[2] > 0  # share of target entity tokens in La-MMD
     assert rows[("tag", 1, False)][2] >= tag[2]  # a lower min_tokens never sees less
     assert rows[("tag", 2, True)][0] == tag[0] + 1  # O is one more shared label
+
+
+def test_goal_check_picks_la_dtl_on_dev_and_names_what_is_ahead():
+    """The goal table takes the La-DTL variant with the best dev mean (not test) and checks it against
+    every baseline, the spaCy target-only margin and the published number."""
+    benchmark_compare = load_script("benchmark_compare")
+
+    def runs(*pairs):  # (dev, test) per seed
+        return [{"seed": seed, "dev": {"ents_f": dev}, "test": {"ents_f": test}} for seed, (dev, test) in enumerate(pairs)]
+
+    plan = {"pairs": {"p": {}, "q": {}, "r": {}}, "methods": {},
+            "goal": {"ours": ["ladtl", "ladtl_tuned"], "baselines": ["joint", "spacy_eff_target"],
+                     "spacy_target": ["spacy_eff_target"], "margin": 5.0},
+            "references": [{"pair": "q", "rate": 0.1, "source": "paper", "ladtl": 50.0}]}
+    table = {
+        # ladtl has the better test mean, ladtl_tuned the better dev mean: ladtl_tuned is the row's La-DTL
+        ("p", 0.1): {"ladtl": runs((0.50, 0.70), (0.50, 0.70)), "ladtl_tuned": runs((0.60, 0.58), (0.60, 0.62)),
+                     "joint": runs((0.55, 0.61), (0.55, 0.60)), "spacy_eff_target": runs((0.5, 0.50), (0.5, 0.52))},
+        ("q", 0.1): {"ladtl": runs((0.5, 0.52), (0.5, 0.54)), "joint": runs((0.5, 0.50), (0.5, 0.51)),
+                     "spacy_eff_target": runs((0.4, 0.40), (0.4, 0.40))},
+        # ahead on the means (52 vs 51) but behind on the two seeds both ran: the seeds decide
+        ("r", 0.1): {"ladtl": runs((0.5, 0.50), (0.5, 0.50), (0.5, 0.56)), "joint": runs((0.5, 0.51), (0.5, 0.51))},
+    }
+    text = benchmark_compare.goal_check(table, plan)
+    row_p = next(line for line in text.splitlines() if line.startswith("| p |"))
+    assert "| ladtl_tuned | 60.00 | 1 of 2 |" in row_p
+    assert "joint -0.50 ± 3.54 (1/2), within noise" in row_p
+    assert "+9.00 ✔" in row_p and row_p.endswith("| not met |")
+    row_q = next(line for line in text.splitlines() if line.startswith("| q |"))
+    assert "| ladtl | 53.00 | 2 of 2 (closest: joint +2.50 ± 0.71 (2/2), beyond noise) | none |" in row_q
+    assert "+13.00 ✔" in row_q and "+3.00 (50.0) ✔" in row_q and row_q.endswith("| met |")
+    assert "| r | 10% | ladtl | 52.00 | 0 of 1 | joint -1.00 ± 0.00 (0/2), beyond noise |" in text
+    assert "Ahead of every baseline on 1 of 3 rows" in text and "on 2 of 2 rows with those runs" in text
+    assert "on 1 of 1 rows with one" in text
+    assert benchmark_compare.goal_check(table, {**plan, "goal": None}) == ""

@@ -60,6 +60,13 @@ def cell(runs: List[Dict[str, Any]], n_seeds: int, best: bool, split: str = "tes
     return text + (f" (n={len(runs)})" if len(runs) != n_seeds else "")
 
 
+def seed_differences(ours: List[Dict[str, Any]], theirs: List[Dict[str, Any]], split: str = "test") -> List[float]:
+    """Per-seed F1 differences (in points), ``ours`` minus ``theirs``, on the seeds both ran."""
+    mine = {r["seed"]: 100 * r[split]["ents_f"] for r in ours}
+    other = {r["seed"]: 100 * r[split]["ents_f"] for r in theirs}
+    return [mine[seed] - other[seed] for seed in sorted(set(mine) & set(other))]
+
+
 def in_plan_order(table, plan: Dict[str, Any]) -> List[Key]:
     """The table's (pair, rate) keys, pairs in the plan's order (others last), then by rate."""
     pairs = list(plan["pairs"])
@@ -103,11 +110,9 @@ def _paired_table(table, plan: Dict[str, Any], spec: Dict[str, Any], split: str)
         row = table[(pair, rate)]
         if not row.get(method):
             continue
-        ours = {r["seed"]: 100 * r[split]["ents_f"] for r in row[method]}
         cells = []
         for other in against:
-            theirs = {r["seed"]: 100 * r[split]["ents_f"] for r in row.get(other, [])}
-            diffs = [ours[seed] - theirs[seed] for seed in sorted(set(ours) & set(theirs))]
+            diffs = seed_differences(row[method], row.get(other, []), split)
             if not diffs:
                 cells.append("–")
                 continue
@@ -120,6 +125,79 @@ def _paired_table(table, plan: Dict[str, Any], spec: Dict[str, Any], split: str)
         return ""
     return (f"\n\nPaired {split} F1 differences, seed by seed (`{method}` minus each method, on the seeds both ran): "
             f"mean ± std over seeds, (seeds `{method}` won / seeds compared):\n\n" + "\n".join(lines))
+
+
+def goal_check(table, plan: Dict[str, Any]) -> str:
+    """``plan["goal"]``, row by row: is La-DTL ahead of every baseline, far enough ahead of spaCy's
+    ``ner`` on target only, and at or above the published La-DTL number?
+
+    The row's La-DTL is whichever of ``goal["ours"]`` has the best target **dev** mean (never
+    test). Each gap is the mean test F1 difference over the seeds both ran (the difference of
+    the means when the seeds are the same); one no larger than its std over seeds is within noise.
+    """
+    goal = plan.get("goal")
+    if not goal:
+        return ""
+    margin = float(goal.get("margin", 5.0))
+    references = {(ref["pair"], float(ref["rate"])): ref["ladtl"] for ref in plan.get("references", []) if "ladtl" in ref}
+    lines = ["| pair | target rate | La-DTL (chosen on dev) | test F1 | ahead of | level with or ahead of it: "
+             f"test Δ ± std (seeds won) | vs spaCy `ner` on target only (≥ +{margin:g}) | vs published La-DTL | goal |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    counts = defaultdict(lambda: [0, 0])  # criterion -> [rows met, rows checked]
+    for (pair, rate) in in_plan_order(table, plan):
+        row = table[(pair, rate)]
+        ours = [m for m in goal["ours"] if row.get(m)]
+        if not ours:
+            continue
+        chosen = max(ours, key=lambda m: mean_std([r["dev"]["ents_f"] for r in row[m]])[0])
+        our_mean = mean_std([100 * r["test"]["ents_f"] for r in row[chosen]])[0]
+        checks: Dict[str, bool] = {}
+        gaps = {m: _gap(row[chosen], row[m]) for m in goal["baselines"] if row.get(m)}
+        behind = [f"{m} {text}" for m, (gap, text) in gaps.items() if gap <= 0]
+        checks["ahead"] = not behind
+        ahead_text = f"{len(gaps) - len(behind)} of {len(gaps)}"
+        if gaps and not behind:
+            closest = min(gaps, key=lambda m: gaps[m][0])
+            ahead_text += f" (closest: {closest} {gaps[closest][1]})"
+        spacy = [gaps[m][0] if m in gaps else _gap(row[chosen], row[m])[0] for m in goal.get("spacy_target", []) if row.get(m)]
+        spacy_text = "–"
+        if spacy:
+            checks["spacy"] = min(spacy) >= margin
+            spacy_text = " / ".join(f"{g:+.2f}" for g in spacy) + (" ✔" if checks["spacy"] else " ✘")
+        published, published_text = references.get((pair, rate)), "–"
+        if published is not None:
+            checks["published"] = our_mean >= published
+            published_text = f"{our_mean - published:+.2f} ({published})" + (" ✔" if checks["published"] else " ✘")
+        for name, met in checks.items():
+            counts[name][0] += met
+            counts[name][1] += 1
+        lines.append(f"| {pair} | {rate:.0%} | {chosen} | {our_mean:.2f} | {ahead_text} | {'; '.join(behind) or 'none'} "
+                     f"| {spacy_text} | {published_text} | {'met' if all(checks.values()) else 'not met'} |")
+    if len(lines) == 2:
+        return ""
+    summary = (f"Ahead of every baseline on {counts['ahead'][0]} of {counts['ahead'][1]} rows; at least +{margin:g} over "
+               f"spaCy's `ner` on target only ({', '.join(goal.get('spacy_target', []))}) on {counts['spacy'][0]} of "
+               f"{counts['spacy'][1]} rows with those runs; at or above the published La-DTL number on "
+               f"{counts['published'][0]} of {counts['published'][1]} rows with one.")
+    return ("\n\nThe goal, row by row (target **test** F1; the row's La-DTL is the one of "
+            f"{', '.join(goal['ours'])} with the best **dev** mean; a gap is the mean test difference over the seeds "
+            "both ran, within noise when no larger than its std over those seeds):\n\n" + "\n".join(lines) + "\n\n" + summary)
+
+
+def _gap(ours: List[Dict[str, Any]], theirs: List[Dict[str, Any]]) -> Tuple[float, str]:
+    """Mean test F1 difference over the seeds both ran, and its text: "+0.14 ± 0.79 (2/3), within noise".
+
+    With no seed in common, the difference of the two means (its noise unknown).
+    """
+    diffs = seed_differences(ours, theirs)
+    if not diffs:
+        gap = mean_std([100 * r["test"]["ents_f"] for r in ours])[0] - mean_std([100 * r["test"]["ents_f"] for r in theirs])[0]
+        return gap, f"{gap:+.2f} (no seed in common)"
+    if len(diffs) == 1:
+        return diffs[0], f"{diffs[0]:+.2f} (1 seed)"
+    mean, std = mean_std(diffs)
+    return mean, (f"{mean:+.2f} ± {std:.2f} ({sum(d > 0 for d in diffs)}/{len(diffs)}), "
+                  + ("within noise" if abs(mean) <= std else "beyond noise"))
 
 
 def notes(table, plan: Dict[str, Any], extra: List[str]) -> str:
@@ -304,7 +382,7 @@ def main() -> None:
         raise SystemExit(f"✘ no result JSONs under {args.results}: run scripts/benchmark_run.py first")
     stale = drop_stale_tuned(table, plan, args.results)
     text = ("# Accuracy benchmark\n\nTarget **test** entity F1:\n\n" + markdown_table(table, plan) + "\n"
-            + notes(table, plan, stale) + paired_differences(table, plan) + tuning_notes(table, plan, args.results)
+            + notes(table, plan, stale) + goal_check(table, plan) + paired_differences(table, plan) + tuning_notes(table, plan, args.results)
             + "\n\nTarget **dev** entity F1 of the same checkpoints (what selected them):\n\n"
             + markdown_table(table, plan, split="dev") + "\n")
     plot = None if args.plot.lower() == "none" else Path(args.plot)

@@ -60,6 +60,11 @@ def cell(runs: List[Dict[str, Any]], n_seeds: int, best: bool, split: str = "tes
     return text + (f" (n={len(runs)})" if len(runs) != n_seeds else "")
 
 
+def mean_f1(runs: List[Dict[str, Any]], split: str = "test") -> float:
+    """Mean entity F1 (in points) of ``runs`` on ``split``."""
+    return mean_std([100 * r[split]["ents_f"] for r in runs])[0]
+
+
 def seed_differences(ours: List[Dict[str, Any]], theirs: List[Dict[str, Any]], split: str = "test") -> List[float]:
     """Per-seed F1 differences (in points), ``ours`` minus ``theirs``, on the seeds both ran."""
     mine = {r["seed"]: 100 * r[split]["ents_f"] for r in ours}
@@ -83,7 +88,7 @@ def markdown_table(table, plan: Dict[str, Any], split: str = "test") -> str:
         # e.g. the transformer) and methods with fewer seeds are shown but not ranked
         ranked = [m for m in methods if row.get(m) and not plan["methods"].get(m, {}).get("optional")]
         most = max((len(row[m]) for m in ranked), default=0)
-        means = {m: mean_std([r[split]["ents_f"] for r in row[m]])[0] for m in ranked if len(row[m]) == most}
+        means = {m: mean_f1(row[m], split) for m in ranked if len(row[m]) == most}
         best = max(means.values()) if means else None
         cells = [cell(row[m], n_seeds, means.get(m) == best, split) if row.get(m) else "–" for m in methods]
         lines.append(f"| {pair} | {rate:.0%} | " + " | ".join(cells) + " |")
@@ -149,8 +154,8 @@ def goal_check(table, plan: Dict[str, Any]) -> str:
         ours = [m for m in goal["ours"] if row.get(m)]
         if not ours:
             continue
-        chosen = max(ours, key=lambda m: mean_std([r["dev"]["ents_f"] for r in row[m]])[0])
-        our_mean = mean_std([100 * r["test"]["ents_f"] for r in row[chosen]])[0]
+        chosen = max(ours, key=lambda m: mean_f1(row[m], "dev"))
+        our_mean = mean_f1(row[chosen])
         checks: Dict[str, bool] = {}
         gaps = {m: _gap(row[chosen], row[m]) for m in goal["baselines"] if row.get(m)}
         behind = [f"{m} {text}" for m, (gap, text) in gaps.items() if gap <= 0]
@@ -159,7 +164,7 @@ def goal_check(table, plan: Dict[str, Any]) -> str:
         if gaps and not behind:
             closest = min(gaps, key=lambda m: gaps[m][0])
             ahead_text += f" (closest: {closest} {gaps[closest][1]})"
-        spacy = [gaps[m][0] if m in gaps else _gap(row[chosen], row[m])[0] for m in goal.get("spacy_target", []) if row.get(m)]
+        spacy = [_gap(row[chosen], row[m])[0] for m in goal.get("spacy_target", []) if row.get(m)]
         spacy_text = "–"
         if spacy:
             checks["spacy"] = min(spacy) >= margin
@@ -191,7 +196,7 @@ def _gap(ours: List[Dict[str, Any]], theirs: List[Dict[str, Any]]) -> Tuple[floa
     """
     diffs = seed_differences(ours, theirs)
     if not diffs:
-        gap = mean_std([100 * r["test"]["ents_f"] for r in ours])[0] - mean_std([100 * r["test"]["ents_f"] for r in theirs])[0]
+        gap = mean_f1(ours) - mean_f1(theirs)
         return gap, f"{gap:+.2f} (no seed in common)"
     if len(diffs) == 1:
         return diffs[0], f"{diffs[0]:+.2f} (1 seed)"

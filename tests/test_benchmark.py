@@ -210,15 +210,39 @@ def test_tuning_search_walks_one_key_at_a_time(tmp_path):
         return path
 
     missing, best, _ = bench_tuning.search(results, "p", "0.1", tuning, base)
-    assert best is None and missing == [{"c.alpha": 0.01, "c.beta": 0.03}, base, {"c.alpha": 0.04, "c.beta": 0.03}]
+    assert best is None and missing == [({"c.alpha": 0.01, "c.beta": 0.03}, 0), (base, 0), ({"c.alpha": 0.04, "c.beta": 0.03}, 0)]
     assert write(base, 0.50) == results / "p" / "ladtl" / "rate0.1-seed0.json"  # the base point is the method's run
     write({"c.alpha": 0.01, "c.beta": 0.03}, 0.50)  # a tie keeps the base value
     assert write({"c.alpha": 0.04, "c.beta": 0.03}, 0.40).parent.name == "alpha0.04-beta0.03"
     missing, best, trace = bench_tuning.search(results, "p", "0.1", tuning, base)
-    assert missing == [{"c.alpha": 0.02, "c.beta": 0.12}] and [t["chosen"] for t in trace] == [False, True, False]
+    assert missing == [({"c.alpha": 0.02, "c.beta": 0.12}, 0)] and [t["chosen"] for t in trace] == [False, True, False]
     write({"c.alpha": 0.02, "c.beta": 0.12}, 0.55)
     missing, best, trace = bench_tuning.search(results, "p", "0.1", tuning, base)
     assert not missing and best == {"c.alpha": 0.02, "c.beta": 0.12} and trace[-1]["chosen"]
+
+
+def test_tuning_over_several_seeds_scores_a_point_by_its_mean_dev(tmp_path):
+    """A method's own ``tuning: {seeds: [..]}`` asks for every seed of a point and keeps the best mean,
+    even where seed 0 alone would keep another value; seed 0's runs are shared with the one-seed search."""
+    bench_tuning = load_script("bench_tuning")
+    plan = {"tuning": {"method": "ladtl", "seed": 0, "grid": {"c.alpha": [0.02, 0.04]}},
+            "methods": {"ladtl": {}, "tuned": {"tuned": True}, "tuned_mean": {"tuned": True, "tuning": {"seeds": [0, 1]}}}}
+    one, mean = bench_tuning.method_tuning(plan, "tuned"), bench_tuning.method_tuning(plan, "tuned_mean")
+    assert bench_tuning.search_seeds(one) == [0] and bench_tuning.search_seeds(mean) == [0, 1]
+    base, other = {"c.alpha": 0.02}, {"c.alpha": 0.04}
+    results = tmp_path / "results"
+    for point, seed, dev_f in [(base, 0, 0.50), (other, 0, 0.60), (base, 1, 0.58)]:
+        path = bench_tuning.point_path(results, "p", "ladtl", "0.1", seed, point, base)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(path, {"dev": {"ents_f": dev_f}})
+    assert bench_tuning.search(results, "p", "0.1", one, base)[1] == other  # seed 0 alone: 0.60 > 0.50
+    missing, best, _ = bench_tuning.search(results, "p", "0.1", mean, base)
+    assert best is None and missing == [(other, 1)]  # only the run not on disk
+    path = bench_tuning.point_path(results, "p", "ladtl", "0.1", 1, other, base)
+    srsly.write_json(path, {"dev": {"ents_f": 0.46}})
+    missing, best, trace = bench_tuning.search(results, "p", "0.1", mean, base)
+    assert not missing and best == base  # mean 0.54 against 0.53
+    assert trace[0]["dev_fs"] == [0.50, 0.58] and trace[0]["dev_f"] == pytest.approx(0.54) and trace[0]["chosen"]
 
 
 def test_tuning_grid_grown_at_the_end_reuses_earlier_runs(tmp_path):
@@ -234,11 +258,13 @@ def test_tuning_grid_grown_at_the_end_reuses_earlier_runs(tmp_path):
     (results / "p" / "ladtl").mkdir(parents=True)
     srsly.write_json(results / "p" / "ladtl" / "rate0.1-seed0.json", {"dev": {"ents_f": 0.5}})
     assert bench_tuning.point_path(results, "p", "ladtl", "0.1", 0, {"c.alpha": 0.01, "c.memory": 0}, base) == earlier
+    # another seed of that point (a search over several seeds) goes to the same folder
+    assert bench_tuning.point_path(results, "p", "ladtl", "0.1", 1, {"c.alpha": 0.01, "c.memory": 0}, base) == earlier.with_name("rate0.1-seed1.json")
     new_point = {"c.alpha": 0.01, "c.memory": 16}
     assert bench_tuning.point_path(results, "p", "ladtl", "0.1", 0, new_point, base).parent.name == "alpha0.01-memory16"
     missing, best, _ = bench_tuning.search(results, "p", "0.1", grown, base)
-    assert best is None and missing == [new_point]  # only the new key's point is left to run
-    assert isinstance(missing[0]["c.memory"], int)  # an int setting stays an int for the config
+    assert best is None and missing == [(new_point, 0)]  # only the new key's point is left to run
+    assert isinstance(missing[0][0]["c.memory"], int)  # an int setting stays an int for the config
     # a tuned run recorded before the grid grew holds the base value of the new key
     assert bench_tuning.holds_point({"tuned": {"point": {"c.alpha": 0.01}}}, {"c.alpha": 0.01, "c.memory": 0}, base)
     assert not bench_tuning.holds_point({"tuned": {"point": {"c.alpha": 0.01}}}, new_point, base)
@@ -287,6 +313,9 @@ def test_tuned_run_is_redone_when_the_search_moves(tmp_path):
     assert "ladtl_tuned rate 0.1: 1 run(s) left out" in table.read_text(encoding="utf-8")
     write_record(results, "ladtl_tuned", 0, 0.55, tuned={"point": point})
     assert "0 run(s) to do" in run_script("scripts/benchmark_run.py", *common).stdout
+    # the several-seed search wants seeds 1 and 2 of both points; seed 0's runs are the one-seed search's
+    mean = run_script("scripts/benchmark_run.py", *[("ladtl_tuned_mean" if a == "ladtl_tuned" else a) for a in common]).stdout
+    assert "tuning bionlp13pc-bionlp13cg rate=0.1 (mean dev of seeds 0, 1, 2): 4 run(s) of its points to do next" in mean
 
 
 @pytest.mark.slow
@@ -300,7 +329,7 @@ def test_tuned_method_runs_the_search_first(tmp_path):
     common = ["--plan", str(plan_path), "--data-dir", "sample", "--pairs", "bionlp13pc-bionlp13cg", "--seeds", "0",
               "--rates", "0.1", "--results", str(results), "--work", str(tmp_path / "work"), "--max-steps", "6"]
     out = run_script("scripts/benchmark_run.py", *common, "--methods", "ladtl_tuned,ladtl", "--jobs", "2").stdout
-    assert "tuning bionlp13pc-bionlp13cg rate=0.1: 2 point(s) to run next" in out and "dev-best point alpha" in out
+    assert "tuning bionlp13pc-bionlp13cg rate=0.1: 2 run(s) of its points to do next" in out and "dev-best point alpha" in out
     # ladtl seed 0 is the search's base point: trained once, not again as the listed ladtl run
     assert out.count("(= ladtl)") == 1 and "ladtl rate=0.1 seed=0: trained by the dev search as its base point" in out
     pair = results / "bionlp13pc-bionlp13cg"

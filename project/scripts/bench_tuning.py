@@ -4,11 +4,14 @@ The plan's ``tuning`` section names a base method, a seed and, per config key, t
 values to try. Starting from the base config's own values, one key at a time (in the
 plan's order) every value is tried with the others held at their current best, and
 the value with the best **target dev** F1 is kept (ties keep the earlier value).
-Each point is one benchmark run stored under
+A tuned method may replace keys of that section with its own ``tuning`` entry, e.g.
+``seeds: [0, 1, 2]``: a point is then scored by its mean dev F1 over those seeds.
+Each point is one benchmark run per seed, stored under
 ``<results>/<pair>/tuning/<point>/rate<r>-seed<s>.json``; the point with the base's
 own values is the base method's ordinary run, ``<results>/<pair>/<method>/...``.
 """
 import math
+import statistics
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -72,9 +75,20 @@ def base_point(tuning: Dict[str, Any], config_path: Path) -> Point:
     return point
 
 
-def plan_base(plan: Dict[str, Any], project: Path, default_config: Path) -> Point:
-    """Values of the tuned keys in the tuning's base method: its config's, then its overrides."""
-    tuning = plan["tuning"]
+def method_tuning(plan: Dict[str, Any], method: str) -> Dict[str, Any]:
+    """The dev search of tuned ``method``: the plan's ``tuning`` with the method's own ``tuning`` keys on top."""
+    return {**plan["tuning"], **(plan["methods"][method].get("tuning") or {})}
+
+
+def search_seeds(tuning: Dict[str, Any]) -> List[int]:
+    """The seeds whose mean dev F1 scores a point: ``seeds``, else the single ``seed``."""
+    return [int(seed) for seed in tuning.get("seeds", [tuning["seed"]])]
+
+
+def plan_base(plan: Dict[str, Any], project: Path, default_config: Path, tuning: Optional[Dict[str, Any]] = None) -> Point:
+    """Values of the tuned keys in the tuning's base method (``tuning``: the plan's by default):
+    its config's, then its overrides."""
+    tuning = tuning or plan["tuning"]
     if tuning.get("method") not in plan["methods"]:
         raise SystemExit(f"✘ benchmark plan: tuning.method {tuning.get('method')!r} is not one of its methods "
                          f"({', '.join(plan['methods'])}); add it to `methods` or remove the `tuning` section")
@@ -89,47 +103,52 @@ def point_path(results: Path, pair: str, method: str, rate_name: str, seed: int,
     """Where the run of ``point`` lives: the base method's own run for the base point.
 
     Keys appended to the grid later are left out of the names of earlier runs: when
-    the point's last keys are at their base values, a run under the shorter name
-    (made before those keys joined the grid) is the run of this point.
+    the point's last keys are at their base values, a folder under the shorter name
+    (made before those keys joined the grid) holds this point's runs, new seeds included.
     """
     leaf = f"rate{rate_name}-seed{seed}.json"
     if point == base:
         return results / pair / method / leaf
     path = results / pair / "tuning" / point_name(point) / leaf
     keys = list(point)
-    while not path.exists() and len(keys) > 1 and point[keys[-1]] == base.get(keys[-1]):
+    while not path.parent.is_dir() and len(keys) > 1 and point[keys[-1]] == base.get(keys[-1]):
         keys.pop()
         shorter = results / pair / "tuning" / point_name({k: point[k] for k in keys}) / leaf
-        if shorter.exists():
+        if shorter.parent.is_dir():
             return shorter
     return path
 
 
-def search(results: Path, pair: str, rate_name: str, tuning: Dict[str, Any], base: Point) -> Tuple[List[Point], Optional[Point], List[Dict[str, Any]]]:
+def search(results: Path, pair: str, rate_name: str, tuning: Dict[str, Any], base: Point) -> Tuple[List[Tuple[Point, int]], Optional[Point], List[Dict[str, Any]]]:
     """Replay the coordinate search over the runs found.
 
-    Returns (points still to run before the search can go on, the dev-best point or
-    None while unfinished, the trace: one {key, value, dev_f, chosen} row per point tried).
+    Returns (the (point, seed) runs still to do before the search can go on, the dev-best
+    point or None while unfinished, the trace: one {key, value, point, dev_f, dev_fs, seeds,
+    chosen, machine} row per point tried, ``dev_f`` the mean over the seeds of ``dev_fs``).
     """
-    method, seed = tuning["method"], tuning["seed"]
+    method, seeds = tuning["method"], search_seeds(tuning)
     current, trace = dict(base), []
     for key, values in tuning["grid"].items():
-        scores: Dict[Any, float] = {}
+        scores: Dict[Any, List[float]] = {}
         machine: Dict[Any, Dict[str, Any]] = {}
         missing = []
         for value in values:
             point = {**current, key: grid_value(value)}
-            path = point_path(results, pair, method, rate_name, seed, point, base)
-            if path.exists():
-                record = srsly.read_json(path)
-                scores[grid_value(value)] = record["dev"]["ents_f"]
-                machine[grid_value(value)] = record.get("machine") or {}
-            else:
-                missing.append(point)
+            records = []
+            for seed in seeds:
+                path = point_path(results, pair, method, rate_name, seed, point, base)
+                if path.exists():
+                    records.append(srsly.read_json(path))
+                else:
+                    missing.append((point, seed))
+            if len(records) == len(seeds):
+                scores[grid_value(value)] = [record["dev"]["ents_f"] for record in records]
+                machine[grid_value(value)] = records[0].get("machine") or {}
         if missing:
             return missing, None, trace
-        best = max(scores, key=lambda v: (scores[v], v == current[key]))
-        trace += [{"key": key, "value": v, "point": point_name({**current, key: v}), "dev_f": f, "chosen": v == best,
-                   "machine": machine[v]} for v, f in scores.items()]
+        mean = {value: statistics.mean(fs) for value, fs in scores.items()}
+        best = max(mean, key=lambda v: (mean[v], v == current[key]))
+        trace += [{"key": key, "value": v, "point": point_name({**current, key: v}), "dev_f": mean[v], "dev_fs": scores[v],
+                   "seeds": seeds, "chosen": v == best, "machine": machine[v]} for v in scores]
         current[key] = best
     return [], current, trace

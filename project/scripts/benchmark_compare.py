@@ -242,11 +242,12 @@ def drop_stale_tuned(table, plan: Dict[str, Any], results: Path) -> List[str]:
     (the grid grew, or the search is unfinished); return one note per (pair, rate, method)."""
     if "tuning" not in plan:
         return []
-    base = bench_tuning.plan_base(plan, PROJECT, bench_tuning.DEFAULT_CONFIG)
     lines = []
     for (pair, rate), row in table.items():
         for method in [m for m in row if plan["methods"].get(m, {}).get("tuned")]:
-            _, best, _ = bench_tuning.search(results, pair, f"{rate:g}", plan["tuning"], base)
+            tuning = bench_tuning.method_tuning(plan, method)
+            base = bench_tuning.plan_base(plan, PROJECT, bench_tuning.DEFAULT_CONFIG, tuning)
+            _, best, _ = bench_tuning.search(results, pair, f"{rate:g}", tuning, base)
             stale = [r for r in row[method] if not bench_tuning.holds_point(r, best, base)]
             if stale:
                 row[method] = [r for r in row[method] if r not in stale]
@@ -259,16 +260,28 @@ def drop_stale_tuned(table, plan: Dict[str, Any], results: Path) -> List[str]:
 
 
 def tuning_notes(table, plan: Dict[str, Any], results: Path) -> str:
-    """The dev-set search of each (pair, rate) that has one: dev F1 per value tried, the kept value bold."""
+    """The dev-set searches of the tuned methods, one list per distinct search, one line per
+    (pair, rate) that has one: dev F1 per value tried, the kept value bold."""
     if "tuning" not in plan:
         return ""
-    tuning = plan["tuning"]
-    base = bench_tuning.plan_base(plan, PROJECT, bench_tuning.DEFAULT_CONFIG)
+    searches: Dict[str, List[str]] = defaultdict(list)  # search -> the tuned methods using it
+    for method, spec in plan["methods"].items():
+        if spec.get("tuned"):
+            searches[json.dumps(bench_tuning.method_tuning(plan, method))].append(method)
+    return "".join(_search_notes(table, plan, json.loads(key), methods, results) for key, methods in searches.items())
+
+
+def _search_notes(table, plan: Dict[str, Any], tuning: Dict[str, Any], methods: List[str], results: Path) -> str:
+    """The notes of one dev search (used by ``methods``)."""
+    base = bench_tuning.plan_base(plan, PROJECT, bench_tuning.DEFAULT_CONFIG, tuning)
+    seeds = bench_tuning.search_seeds(tuning)
     lines = []
     for pair, rate in sorted(table):
         if not any((results / pair / "tuning").glob(f"*/rate{rate:g}-seed*.json")):  # no search at this rate
             continue
         missing, best, trace = bench_tuning.search(results, pair, f"{rate:g}", tuning, base)
+        if len(seeds) > 1 and not trace and not any(table[(pair, rate)].get(m) for m in methods):
+            continue  # a several-seed search not started on this row
         steps = []
         for key in tuning["grid"]:
             tried = [f"**{bench_tuning.value_text(t['value'])}: {100 * t['dev_f']:.2f}**" if t["chosen"]
@@ -276,7 +289,7 @@ def tuning_notes(table, plan: Dict[str, Any], results: Path) -> str:
                      for t in trace if t["key"] == key]
             if tried:
                 steps.append(f"{key.rsplit('.', 1)[-1]} " + ", ".join(tried))
-        state = f"kept {bench_tuning.point_name(best)}" if best else f"unfinished ({len(missing)} point(s) to run next)"
+        state = f"kept {bench_tuning.point_name(best)}" if best else f"unfinished ({len(missing)} run(s) to do next)"
         machines_used = defaultdict(list)
         for t in trace:
             if t["point"] not in machines_used[where_trained(t["machine"])]:
@@ -286,7 +299,8 @@ def tuning_notes(table, plan: Dict[str, Any], results: Path) -> str:
         lines.append(f"- {pair}, {rate:.0%} target: " + "; ".join(steps) + f" → {state}" + (where if trace else "") + ".")
     if not lines:
         return ""
-    head = (f"\n\nDev tuning of `{tuning['method']}` for the `tuned` methods (target **dev** F1, seed {tuning['seed']}; "
+    scored = f"seed {seeds[0]}" if len(seeds) == 1 else f"mean over seeds {', '.join(map(str, seeds))}"
+    head = (f"\n\nDev tuning of `{tuning['method']}` for {', '.join(f'`{m}`' for m in methods)} (target **dev** F1, {scored}; "
             f"coordinate search from {bench_tuning.point_name(base)}, one key at a time):\n\n")
     return head + "\n".join(lines)
 

@@ -15,7 +15,8 @@ Run it unattended with e.g. ``nohup python scripts/benchmark_run.py ... > bench.
 ``--gpu-id`` the La-DTL/BiLSTM runs train on that GPU (spaCy's ``ner`` runs too).
 A method with ``tuned: true`` (``ladtl_tuned``) first runs the plan's dev-set
 coordinate search over α, β, ε (``tuning``, see scripts/bench_tuning.py), resumably
-too, then trains the dev-best point with every seed.
+too, then trains the dev-best point with every seed; its own ``tuning`` keys (e.g.
+``seeds: [0, 1, 2]`` for ``ladtl_tuned_mean``: points scored by their mean dev F1) replace the plan's.
 """
 import argparse
 import hashlib
@@ -165,9 +166,16 @@ def up_to_date(path: Path, plan: Dict[str, Any], pair_name: str, method: str, ra
         return False
     if not plan["methods"][method].get("tuned"):
         return True
-    base = bench_tuning.plan_base(plan, PROJECT, LADTL_CONFIG)
-    _, best, _ = bench_tuning.search(results, pair_name, rate_name(rate), plan["tuning"], base)
+    tuning = bench_tuning.method_tuning(plan, method)
+    base = bench_tuning.plan_base(plan, PROJECT, LADTL_CONFIG, tuning)
+    _, best, _ = bench_tuning.search(results, pair_name, rate_name(rate), tuning, base)
     return bench_tuning.holds_point(srsly.read_json(path), best, base)
+
+
+def seeds_text(tuning: Dict[str, Any]) -> str:
+    """" (mean dev of seeds 0, 1, 2)" for a search over several seeds, "" for one."""
+    seeds = bench_tuning.search_seeds(tuning)
+    return f" (mean dev of seeds {', '.join(map(str, seeds))})" if len(seeds) > 1 else ""
 
 
 def run_one(plan: Dict[str, Any], pair_name: str, method_name: str, rate: float, seed: int, corpus: Path,
@@ -314,15 +322,19 @@ def main() -> None:
     print(f"{len(todo)} run(s) to do; results in {args.results}", flush=True)
     for i, (pair_name, method, rate, seed) in enumerate(todo, start=1):
         print(f"[{i}/{len(todo)}] {pair_name} {method} rate={rate_name(rate)} seed={seed}", flush=True)
-    # methods with `tuned: true` need the dev-set search of their (pair, rate) first
-    to_tune = list(dict.fromkeys((p, r) for p, m, r, _ in todo if plan["methods"][m].get("tuned")))
-    if to_tune and "tuning" not in plan:
+    # methods with `tuned: true` need the dev-set search of their (pair, rate) first; methods
+    # with the same search (the plan's `tuning` and their own keys) share it
+    if any(plan["methods"][m].get("tuned") for _, m, _, _ in todo) and "tuning" not in plan:
         sys.exit(f"✘ {args.plan}: a method has `tuned: true` but the plan has no `tuning` section")
-    base = bench_tuning.plan_base(plan, PROJECT, LADTL_CONFIG) if to_tune else {}
-    for pair_name, rate in to_tune:
-        missing, best, _ = bench_tuning.search(args.results, pair_name, rate_name(rate), plan["tuning"], base)
-        state = f"dev-best point {bench_tuning.point_name(best)}" if best else f"{len(missing)} point(s) to run next"
-        print(f"tuning {pair_name} rate={rate_name(rate)}: {state}", flush=True)
+    searches = {m: bench_tuning.method_tuning(plan, m) for m in dict.fromkeys(m for _, m, _, _ in todo) if plan["methods"][m].get("tuned")}
+    search_key = {m: json.dumps(tuning) for m, tuning in searches.items()}
+    to_tune = list(dict.fromkeys((p, r, search_key[m]) for p, m, r, _ in todo if m in searches))
+    tunings = {search_key[m]: tuning for m, tuning in searches.items()}
+    bases = {key: bench_tuning.plan_base(plan, PROJECT, LADTL_CONFIG, tuning) for key, tuning in tunings.items()}
+    for pair_name, rate, key in to_tune:
+        missing, best, _ = bench_tuning.search(args.results, pair_name, rate_name(rate), tunings[key], bases[key])
+        state = f"dev-best point {bench_tuning.point_name(best)}" if best else f"{len(missing)} run(s) of its points to do next"
+        print(f"tuning {pair_name} rate={rate_name(rate)}{seeds_text(tunings[key])}: {state}", flush=True)
     if args.dry_run:
         return
     corpora = {}
@@ -352,26 +364,28 @@ def main() -> None:
               f"({time.time() - start:.0f} s) -> {path}", flush=True)
         return True
 
-    def tune(pool: ThreadPoolExecutor, pair_name: str, rate: float) -> Optional[Tuple[Dict[str, float], List[Dict[str, Any]]]]:
-        """Run the coordinate search of (pair, rate) to its end; (dev-best point, trace) or None on a failure."""
-        tuning = plan["tuning"]
+    def tune(pool: ThreadPoolExecutor, pair_name: str, rate: float, key: str) -> Optional[Tuple[Dict[str, float], List[Dict[str, Any]]]]:
+        """Run the coordinate search ``key`` of (pair, rate) to its end; (dev-best point, trace) or None on a failure."""
+        tuning, base = tunings[key], bases[key]
+        label = f"tuning {pair_name} rate={rate_name(rate)}{seeds_text(tuning)}"
         while True:
             missing, best, trace = bench_tuning.search(args.results, pair_name, rate_name(rate), tuning, base)
             if best is not None:
-                print(f"✔ tuning {pair_name} rate={rate_name(rate)}: dev-best point {bench_tuning.point_name(best)}", flush=True)
+                print(f"✔ {label}: dev-best point {bench_tuning.point_name(best)}", flush=True)
                 return best, trace
 
-            def run_point(point: Dict[str, float]) -> bool:
+            def run_point(point_seed: Tuple[Dict[str, float], int]) -> bool:
+                point, seed = point_seed
                 name = bench_tuning.point_name(point)
-                path = bench_tuning.point_path(args.results, pair_name, tuning["method"], rate_name(rate), tuning["seed"], point, base)
+                path = bench_tuning.point_path(args.results, pair_name, tuning["method"], rate_name(rate), seed, point, base)
                 if point == base:  # the base method's own run
-                    return execute(f"tuning {pair_name} {name} (= {tuning['method']})", pair_name, tuning["method"], rate, tuning["seed"], path)
-                return execute(f"tuning {pair_name} {name}", pair_name, tuning["method"], rate, tuning["seed"], path,
+                    return execute(f"tuning {pair_name} {name} seed={seed} (= {tuning['method']})", pair_name, tuning["method"], rate, seed, path)
+                return execute(f"tuning {pair_name} {name} seed={seed}", pair_name, tuning["method"], rate, seed, path,
                                extra=point, tag=f"-{name}", annotate={"tuning_point": point})
 
-            print(f"tuning {pair_name} rate={rate_name(rate)}: {len(missing)} point(s)", flush=True)
+            print(f"{label}: {len(missing)} run(s) of its points", flush=True)
             if not all(list(pool.map(run_point, missing))):
-                print(f"✘ tuning {pair_name} rate={rate_name(rate)} stopped: a point failed", flush=True)
+                print(f"✘ {label} stopped: a point failed", flush=True)
                 return None
 
     def do_run(item: Tuple[int, Tuple[str, str, float, int]]) -> bool:
@@ -383,24 +397,27 @@ def main() -> None:
                 print(f"✔ {label}: trained by the dev search as its base point", flush=True)
                 return True
             return execute(label, pair_name, method, rate, seed, path)
-        if tuned.get((pair_name, rate)) is None:
+        key = search_key[method]
+        if tuned.get((pair_name, rate, key)) is None:
             print(f"✘ {label} skipped: its dev tuning did not finish", flush=True)
             return False
-        best, trace = tuned[(pair_name, rate)]
+        best, trace = tuned[(pair_name, rate, key)]
+        tuning, base = tunings[key], bases[key]
         if path.exists() and bench_tuning.holds_point(srsly.read_json(path), best, base):
             print(f"✔ {label}: up to date with the dev search", flush=True)
             return True
-        annotate = {"tuned": {"point": best, "seed": plan["tuning"]["seed"], "trace": trace}}
+        seeds = bench_tuning.search_seeds(tuning)
+        annotate = {"tuned": {"point": best, **({"seed": seeds[0]} if len(seeds) == 1 else {"seeds": seeds}), "trace": trace}}
         # same config and seed as a run on disk (the base method's, or the search's own run of the point): reuse it
-        same = bench_tuning.point_path(args.results, pair_name, plan["tuning"]["method"], rate_name(rate), seed, best, base)
+        same = bench_tuning.point_path(args.results, pair_name, tuning["method"], rate_name(rate), seed, best, base)
         if same.exists():
-            what = f"the {plan['tuning']['method']} run" if best == base else "the dev search's run of this point"
+            what = f"the {tuning['method']} run" if best == base else "the dev search's run of this point"
             record = {**srsly.read_json(same), "method": method, **annotate, "note": f"same config and seed as {what}: reused"}
             path.parent.mkdir(parents=True, exist_ok=True)
             srsly.write_json(path, record)
             print(f"✔ {label}: reused {same} (same config and seed)", flush=True)
             return True
-        inherited = plan["methods"][plan["tuning"]["method"]].get("overrides", {})  # the searched method's other settings
+        inherited = plan["methods"][tuning["method"]].get("overrides", {})  # the searched method's other settings
         return execute(label, pair_name, method, rate, seed, path, extra={**inherited, **best}, annotate=annotate)
 
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool, \

@@ -10,6 +10,7 @@ Each point is one benchmark run per seed, stored under
 ``<results>/<pair>/tuning/<point>/rate<r>-seed<s>.json``; the point with the base's
 own values is the base method's ordinary run, ``<results>/<pair>/<method>/...``.
 """
+import json
 import math
 import statistics
 from pathlib import Path
@@ -78,6 +79,16 @@ def base_point(tuning: Dict[str, Any], config_path: Path) -> Point:
 def method_tuning(plan: Dict[str, Any], method: str) -> Dict[str, Any]:
     """The dev search of tuned ``method``: the plan's ``tuning`` with the method's own ``tuning`` keys on top."""
     return {**plan["tuning"], **(plan["methods"][method].get("tuning") or {})}
+
+
+def tuned_searches(plan: Dict[str, Any], methods: List[str]) -> Dict[str, Tuple[Dict[str, Any], List[str]]]:
+    """The distinct dev searches of the tuned ``methods``: search key -> (its tuning, the methods sharing it)."""
+    searches: Dict[str, Tuple[Dict[str, Any], List[str]]] = {}
+    for method in methods:
+        if plan["methods"][method].get("tuned"):
+            tuning = method_tuning(plan, method)
+            searches.setdefault(json.dumps(tuning), (tuning, []))[1].append(method)
+    return searches
 
 
 def search_seeds(tuning: Dict[str, Any]) -> List[int]:
@@ -152,3 +163,11 @@ def search(results: Path, pair: str, rate_name: str, tuning: Dict[str, Any], bas
                    "seeds": seeds, "chosen": v == best, "machine": machine[v]} for v in scores]
         current[key] = best
     return [], current, trace
+
+
+def method_best(plan: Dict[str, Any], method: str, results: Path, pair: str, rate_name: str, project: Path,
+                default_config: Path) -> Tuple[Optional[Point], Point]:
+    """(the dev-best point of tuned ``method``'s search on (pair, rate), None while unfinished; its base point)."""
+    tuning = method_tuning(plan, method)
+    base = plan_base(plan, project, default_config, tuning)
+    return search(results, pair, rate_name, tuning, base)[1], base

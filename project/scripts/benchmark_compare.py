@@ -245,9 +245,7 @@ def drop_stale_tuned(table, plan: Dict[str, Any], results: Path) -> List[str]:
     lines = []
     for (pair, rate), row in table.items():
         for method in [m for m in row if plan["methods"].get(m, {}).get("tuned")]:
-            tuning = bench_tuning.method_tuning(plan, method)
-            base = bench_tuning.plan_base(plan, PROJECT, bench_tuning.DEFAULT_CONFIG, tuning)
-            _, best, _ = bench_tuning.search(results, pair, f"{rate:g}", tuning, base)
+            best, base = bench_tuning.method_best(plan, method, results, pair, f"{rate:g}", PROJECT, bench_tuning.DEFAULT_CONFIG)
             stale = [r for r in row[method] if not bench_tuning.holds_point(r, best, base)]
             if stale:
                 row[method] = [r for r in row[method] if r not in stale]
@@ -264,11 +262,8 @@ def tuning_notes(table, plan: Dict[str, Any], results: Path) -> str:
     (pair, rate) that has one: dev F1 per value tried, the kept value bold."""
     if "tuning" not in plan:
         return ""
-    searches: Dict[str, List[str]] = defaultdict(list)  # search -> the tuned methods using it
-    for method, spec in plan["methods"].items():
-        if spec.get("tuned"):
-            searches[json.dumps(bench_tuning.method_tuning(plan, method))].append(method)
-    return "".join(_search_notes(table, plan, json.loads(key), methods, results) for key, methods in searches.items())
+    searches = bench_tuning.tuned_searches(plan, list(plan["methods"]))
+    return "".join(_search_notes(table, plan, tuning, methods, results) for tuning, methods in searches.values())
 
 
 def _search_notes(table, plan: Dict[str, Any], tuning: Dict[str, Any], methods: List[str], results: Path) -> str:

@@ -166,9 +166,7 @@ def up_to_date(path: Path, plan: Dict[str, Any], pair_name: str, method: str, ra
         return False
     if not plan["methods"][method].get("tuned"):
         return True
-    tuning = bench_tuning.method_tuning(plan, method)
-    base = bench_tuning.plan_base(plan, PROJECT, LADTL_CONFIG, tuning)
-    _, best, _ = bench_tuning.search(results, pair_name, rate_name(rate), tuning, base)
+    best, base = bench_tuning.method_best(plan, method, results, pair_name, rate_name(rate), PROJECT, LADTL_CONFIG)
     return bench_tuning.holds_point(srsly.read_json(path), best, base)
 
 
@@ -326,10 +324,10 @@ def main() -> None:
     # with the same search (the plan's `tuning` and their own keys) share it
     if any(plan["methods"][m].get("tuned") for _, m, _, _ in todo) and "tuning" not in plan:
         sys.exit(f"✘ {args.plan}: a method has `tuned: true` but the plan has no `tuning` section")
-    searches = {m: bench_tuning.method_tuning(plan, m) for m in dict.fromkeys(m for _, m, _, _ in todo) if plan["methods"][m].get("tuned")}
-    search_key = {m: json.dumps(tuning) for m, tuning in searches.items()}
-    to_tune = list(dict.fromkeys((p, r, search_key[m]) for p, m, r, _ in todo if m in searches))
-    tunings = {search_key[m]: tuning for m, tuning in searches.items()}
+    searches = bench_tuning.tuned_searches(plan, list(dict.fromkeys(m for _, m, _, _ in todo)))
+    search_key = {m: key for key, (_, methods) in searches.items() for m in methods}
+    to_tune = list(dict.fromkeys((p, r, search_key[m]) for p, m, r, _ in todo if m in search_key))
+    tunings = {key: tuning for key, (tuning, _) in searches.items()}
     bases = {key: bench_tuning.plan_base(plan, PROJECT, LADTL_CONFIG, tuning) for key, tuning in tunings.items()}
     for pair_name, rate, key in to_tune:
         missing, best, _ = bench_tuning.search(args.results, pair_name, rate_name(rate), tunings[key], bases[key])

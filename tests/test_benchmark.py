@@ -403,3 +403,22 @@ def test_goal_check_picks_la_dtl_on_dev_and_names_what_is_ahead():
     assert "Ahead of every baseline on 1 of 3 rows" in text and "on 2 of 2 rows with those runs" in text
     assert "on 1 of 1 rows with one" in text
     assert benchmark_compare.goal_check(table, {**plan, "goal": None}) == ""
+
+
+def test_method_overrides_reach_every_kind(tmp_path):
+    """A plan method's `overrides` go into the training command of target-only and spaCy runs too."""
+    plan = srsly.read_yaml(PROJECT / "benchmark.yml")
+    plan["methods"]["non_transfer"]["overrides"] = {"components.ladtl_ner.epsilon": 0.5}
+    plan["methods"]["spacy_eff_target"]["overrides"] = {"training.dropout": 0.2}
+    plan_path = tmp_path / "plan.yml"
+    srsly.write_yaml(plan_path, plan)
+    results = tmp_path / "results"
+    run_script("scripts/benchmark_run.py", "--plan", str(plan_path), "--data-dir", "sample", "--pairs", "bionlp13pc-bionlp13cg",
+               "--seeds", "0", "--rates", "0.1", "--results", str(results), "--work", str(tmp_path / "work"),
+               "--max-steps", "4", "--methods", "non_transfer,spacy_eff_target", "--jobs", "2")
+    pair = results / "bionlp13pc-bionlp13cg"
+    target = srsly.read_json(pair / "non_transfer" / "rate0.1-seed0.json")
+    assert target["overrides"] == {"components.ladtl_ner.epsilon": 0.5}
+    assert "--components.ladtl_ner.epsilon 0.5" in target["commands"][0]
+    spacy_run = srsly.read_json(pair / "spacy_eff_target" / "rate0.1-seed0.json")
+    assert spacy_run["overrides"] == {"training.dropout": 0.2} and "--training.dropout 0.2" in spacy_run["commands"][0]

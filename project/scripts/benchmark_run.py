@@ -196,7 +196,7 @@ def run_one(plan: Dict[str, Any], pair_name: str, method_name: str, rate: float,
         if kind == "ladtl":
             overrides = {**ladtl_overrides({source: source_train, target: target_train}, target, str(dev), label_map), **method_overrides}
         else:
-            overrides = ladtl_overrides({target: target_train}, target, str(dev), {})
+            overrides = {**ladtl_overrides({target: target_train}, target, str(dev), {}), **method_overrides}
         if kind == "retrain":
             pre = out / "source_only"
             pre_cmd = train_command(LADTL_CONFIG, pre, lang, seed, budget, ladtl_overrides({source: source_train}, source, source_dev, {}))
@@ -216,7 +216,8 @@ def run_one(plan: Dict[str, Any], pair_name: str, method_name: str, rate: float,
             shutil.copyfile(source_train, concat / "source.spacy")
             shutil.copyfile(target_train, concat / "target.spacy")
             train_path = str(concat)
-        cmd = train_command(PROJECT / method["config"], out, lang, seed, budget, {"paths.train": train_path, "paths.dev": str(dev)})
+        cmd = train_command(PROJECT / method["config"], out, lang, seed, budget,
+                            {"paths.train": train_path, "paths.dev": str(dev), **method_overrides})
         wall += run_logged(cmd, out / "train.log")
         commands.append(cmd)
         dev_scores, test_scores = score_spacy(out / "model-best", dev), score_spacy(out / "model-best", test)
@@ -227,7 +228,7 @@ def run_one(plan: Dict[str, Any], pair_name: str, method_name: str, rate: float,
     return {
         "pair": pair_name, "source": source, "target": target, "method": method_name, "kind": kind,
         "rate": rate, "seed": seed, "subsample_seed": budget["subsample_seed"],
-        "overrides": method_overrides if kind == "ladtl" else {},
+        "overrides": method_overrides,
         "dev": dev_scores, "test": test_scores, **last_epoch_and_step(curve),
         # the dev F1 at every evaluation (and the losses logged with it): what the checkpoint was chosen from
         "dev_curve": curve,

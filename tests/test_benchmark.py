@@ -422,3 +422,13 @@ def test_method_overrides_reach_every_kind(tmp_path):
     assert "--components.ladtl_ner.epsilon 0.5" in target["commands"][0]
     spacy_run = srsly.read_json(pair / "spacy_eff_target" / "rate0.1-seed0.json")
     assert spacy_run["overrides"] == {"training.dropout": 0.2} and "--training.dropout 0.2" in spacy_run["commands"][0]
+
+
+def test_notes_say_where_checkpoints_were_chosen():
+    """A `corpora.dev.paths` override (e.g. a test-selection probe) is named in the notes, not called target dev."""
+    benchmark_compare = load_script("benchmark_compare")
+    plain = [{"method": "ladtl", "overrides": {}}, {"method": "spacy_eff_target"}]
+    assert benchmark_compare.selection_text(plain) == "checkpoints chosen on target dev"
+    probe = plain + [{"method": "joint", "overrides": {"corpora.dev.paths": {"ritter_twitter": "corpus/target_test.spacy"}}}]
+    text = benchmark_compare.selection_text(probe)
+    assert "on corpus/target_test.spacy for joint" in text and "target dev for any other" in text

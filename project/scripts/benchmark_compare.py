@@ -205,6 +205,19 @@ def _gap(ours: List[Dict[str, Any]], theirs: List[Dict[str, Any]]) -> Tuple[floa
                   + ("within noise" if abs(mean) <= std else "beyond noise"))
 
 
+def selection_text(runs: List[Dict[str, Any]]) -> str:
+    """Where the checkpoints were chosen: target dev, unless a method's overrides set ``corpora.dev.paths``."""
+    elsewhere: Dict[str, set] = defaultdict(set)
+    for r in runs:
+        paths = (r.get("overrides") or {}).get("corpora.dev.paths")
+        if paths:
+            elsewhere[", ".join(map(str, paths.values()))].add(r["method"])
+    if not elsewhere:
+        return "checkpoints chosen on target dev"
+    parts = [f"on {where} for {', '.join(sorted(methods))}" for where, methods in sorted(elsewhere.items())]
+    return f"checkpoints chosen {'; '.join(parts)} (a `corpora.dev.paths` override), on target dev for any other"
+
+
 def notes(table, plan: Dict[str, Any], extra: List[str]) -> str:
     """The table's notes: protocol, machines, run notes, ``extra`` lines, published references."""
     lines = ["", "Notes:", ""]
@@ -213,7 +226,7 @@ def notes(table, plan: Dict[str, Any], extra: List[str]) -> str:
     seeds = sorted({r["seed"] for r in runs})
     lines.append(
         f"- Target test entity F1 (%), mean ± std over the seeds run ({seeds}; the plan has {plan['seeds']}); "
-        f"checkpoints chosen on target dev; training budget of the runs: {'; '.join(budgets)} "
+        f"{selection_text(runs)}; training budget of the runs: {'; '.join(budgets)} "
         f"(the same for every method); target subsample seed {plan['budget']['subsample_seed']}. "
         f"Bold: the best mean among the methods of the row with its most seeds."
     )

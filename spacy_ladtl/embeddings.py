@@ -39,5 +39,7 @@ def build_character_affix_embed(
         )
     words_and_chars = CharacterEmbed(width, rows, nM, nC, include_static_vectors, feature)
     affixes = MultiHashEmbed(width, list(affix_attrs), list(affix_rows), include_static_vectors=False)
-    mix = with_array(Maxout(width, 2 * width, nP=3, normalize=True, dropout=0.0))
+    # dropout=None: no Dropout layer here. Each part ends in a Maxout whose Dropout spaCy sets to
+    # [training] dropout, as in CharacterEmbed.v2 alone; one more here would stack a third.
+    mix = with_array(Maxout(width, 2 * width, nP=3, normalize=True, dropout=None))
     return chain(concatenate(words_and_chars, affixes), mix)

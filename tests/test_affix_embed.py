@@ -39,6 +39,9 @@ def test_embed_gives_width_per_token_and_hashes_each_attribute():
     # the word (LOWER) table of CharacterEmbed plus one table per affix attribute
     tables = sorted(node.get_dim("nV") for node in model.walk() if node.name == "hashembed")
     assert tables == [50, 60, 100]
+    # dropout only where spacy.CharacterEmbed.v2 and spacy.MultiHashEmbed.v2 have it (one each):
+    # spaCy sets every Dropout to [training] dropout, so an extra one would regularise twice
+    assert sum(node.name == "dropout" for node in model.walk()) == 2
 
 
 @pytest.mark.parametrize(

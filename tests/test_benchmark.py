@@ -406,22 +406,29 @@ def test_goal_check_picks_la_dtl_on_dev_and_names_what_is_ahead():
 
 
 def test_method_overrides_reach_every_kind(tmp_path):
-    """A plan method's `overrides` go into the training command of target-only and spaCy runs too."""
+    """A plan method's `overrides` go into the training command of target-only, spaCy and re-training runs too."""
     plan = srsly.read_yaml(PROJECT / "benchmark.yml")
     plan["methods"]["non_transfer"]["overrides"] = {"components.ladtl_ner.epsilon": 0.5}
     plan["methods"]["spacy_eff_target"]["overrides"] = {"training.dropout": 0.2}
+    affix = {"components.ladtl_ner.model.tok2vec.embed.@architectures": "spacy-ladtl.CharacterAffixEmbed.v1"}
+    plan["methods"]["retrain"]["overrides"] = {**affix, "components.ladtl_ner.epsilon": 0.5}
     plan_path = tmp_path / "plan.yml"
     srsly.write_yaml(plan_path, plan)
     results = tmp_path / "results"
     run_script("scripts/benchmark_run.py", "--plan", str(plan_path), "--data-dir", "sample", "--pairs", "bionlp13pc-bionlp13cg",
                "--seeds", "0", "--rates", "0.1", "--results", str(results), "--work", str(tmp_path / "work"),
-               "--max-steps", "4", "--methods", "non_transfer,spacy_eff_target", "--jobs", "2")
+               "--max-steps", "4", "--methods", "non_transfer,spacy_eff_target,retrain", "--jobs", "2")
     pair = results / "bionlp13pc-bionlp13cg"
     target = srsly.read_json(pair / "non_transfer" / "rate0.1-seed0.json")
     assert target["overrides"] == {"components.ladtl_ner.epsilon": 0.5}
     assert "--components.ladtl_ner.epsilon 0.5" in target["commands"][0]
     spacy_run = srsly.read_json(pair / "spacy_eff_target" / "rate0.1-seed0.json")
     assert spacy_run["overrides"] == {"training.dropout": 0.2} and "--training.dropout 0.2" in spacy_run["commands"][0]
+    # retrain: the encoder override shapes the source phase too (its encoder is loaded by the target phase)
+    source_cmd, target_cmd = srsly.read_json(pair / "retrain" / "rate0.1-seed0.json")["commands"]
+    architecture = "--components.ladtl_ner.model.tok2vec.embed.@architectures spacy-ladtl.CharacterAffixEmbed.v1"
+    assert architecture in source_cmd and architecture in target_cmd
+    assert "epsilon" not in source_cmd and "--components.ladtl_ner.epsilon 0.5" in target_cmd
 
 
 def test_notes_say_where_checkpoints_were_chosen():

@@ -176,6 +176,9 @@ def seeds_text(tuning: Dict[str, Any]) -> str:
     return f" (mean dev of seeds {', '.join(map(str, seeds))})" if len(seeds) > 1 else ""
 
 
+MODEL_OVERRIDE_PREFIX = "components.ladtl_ner.model."
+
+
 def run_one(plan: Dict[str, Any], pair_name: str, method_name: str, rate: float, seed: int, corpus: Path,
             work: Path, budget: Dict[str, Any], extra: Optional[Dict[str, Any]] = None,
             tag: str = "") -> Tuple[Dict[str, Any], Path]:
@@ -199,7 +202,10 @@ def run_one(plan: Dict[str, Any], pair_name: str, method_name: str, rate: float,
             overrides = {**ladtl_overrides({target: target_train}, target, str(dev), {}), **method_overrides}
         if kind == "retrain":
             pre = out / "source_only"
-            pre_cmd = train_command(LADTL_CONFIG, pre, lang, seed, budget, ladtl_overrides({source: source_train}, source, source_dev, {}))
+            # the target phase loads this encoder, so the method's model overrides (e.g. another embedding) shape both
+            encoder = {k: v for k, v in method_overrides.items() if k.startswith(MODEL_OVERRIDE_PREFIX)}
+            pre_cmd = train_command(LADTL_CONFIG, pre, lang, seed, budget,
+                                    {**ladtl_overrides({source: source_train}, source, source_dev, {}), **encoder})
             wall += run_logged(pre_cmd, out / "source_only.log")
             commands.append(pre_cmd)
             overrides["initialize.after_init"] = {"@callbacks": "spacy-ladtl.init_encoder_from.v1", "path": str(pre / "model-best")}

@@ -439,3 +439,41 @@ def test_notes_say_where_checkpoints_were_chosen():
     probe = plain + [{"method": "joint", "overrides": {"corpora.dev.paths": {"ritter_twitter": "corpus/target_test.spacy"}}}]
     text = benchmark_compare.selection_text(probe)
     assert "on corpus/target_test.spacy for joint" in text and "target dev for any other" in text
+
+
+def test_pretrain_method_pretrains_each_text_once_and_trains_from_it(tmp_path):
+    """A method with `pretrain` runs `spacy pretrain` on the text it trains on (cached: methods
+    with the same text share it) and trains from those weights."""
+    plan = srsly.read_yaml(PROJECT / "benchmark.yml")
+    for name in ("non_transfer", "joint", "ladtl", "spacy_eff_target"):
+        plan["methods"][f"{name}_pt"] = {**plan["methods"][name], "pretrain": {"max_epochs": 1}}
+    plan_path = tmp_path / "plan.yml"
+    srsly.write_yaml(plan_path, plan)
+    results, work = tmp_path / "results", tmp_path / "work"
+    run_script("scripts/benchmark_run.py", "--plan", str(plan_path), "--data-dir", "sample", "--pairs", "bionlp13pc-bionlp13cg",
+               "--seeds", "0", "--rates", "0.1", "--results", str(results), "--work", str(work),
+               "--max-steps", "4", "--methods", "non_transfer_pt,joint_pt,ladtl_pt,spacy_eff_target_pt", "--jobs", "2")
+    pair = results / "bionlp13pc-bionlp13cg"
+    methods = ("non_transfer_pt", "joint_pt", "ladtl_pt", "spacy_eff_target_pt")
+    records = {m: srsly.read_json(pair / m / "rate0.1-seed0.json") for m in methods}
+    for record in records.values():
+        pretrain_cmd, train_cmd = record["commands"]
+        assert " spacy pretrain " in pretrain_cmd and "--pretraining.max_epochs 1" in pretrain_cmd
+        weights = pretrain_cmd.split()[5] + "/model-last.bin"
+        assert f"--paths.init_tok2vec {weights}" in train_cmd and Path(weights).exists()
+    # the two transfer methods read the same text: one pretraining; target-only reads the target's alone
+    assert records["joint_pt"]["commands"][0] == records["ladtl_pt"]["commands"][0]
+    assert records["non_transfer_pt"]["commands"][0] != records["joint_pt"]["commands"][0]
+    assert sorted(p.name.split("-rate")[0] for p in (work / "bionlp13pc-bionlp13cg" / "pretrain").glob("*.log")) == [
+        "bionlp13cg", "bionlp13pc+bionlp13cg", "spacy-target"]
+    assert "spacy_ner_baseline.cfg" in records["spacy_eff_target_pt"]["commands"][0]
+    # a target-only spaCy run can pretrain on both domains' text
+    plan["methods"]["spacy_eff_target_both"] = {**plan["methods"]["spacy_eff_target"], "pretrain": {"max_epochs": 1, "text": "source+target"}}
+    srsly.write_yaml(plan_path, plan)
+    run_script("scripts/benchmark_run.py", "--plan", str(plan_path), "--data-dir", "sample", "--pairs", "bionlp13pc-bionlp13cg",
+               "--seeds", "0", "--rates", "0.1", "--results", str(results), "--work", str(work),
+               "--max-steps", "4", "--methods", "spacy_eff_target_both")
+    both = srsly.read_json(pair / "spacy_eff_target_both" / "rate0.1-seed0.json")["commands"]
+    text = work / "bionlp13pc-bionlp13cg" / "pretrain" / "text-source+target-rate0.1"
+    assert f"--paths.train {text}" in both[0] and sorted(p.name for p in text.iterdir()) == ["source.spacy", "target.spacy"]
+    assert "/target_train_r0.1.spacy" in both[1]  # trained on the target only

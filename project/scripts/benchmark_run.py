@@ -17,6 +17,8 @@ A method with ``tuned: true`` (``ladtl_tuned``) first runs the plan's dev-set
 coordinate search over α, β, ε (``tuning``, see scripts/bench_tuning.py), resumably
 too, then trains the dev-best point with every seed; its own ``tuning`` keys (e.g.
 ``seeds: [0, 1, 2]`` for ``ladtl_tuned_mean``: points scored by their mean dev F1) replace the plan's.
+A method with ``pretrain`` settings first runs ``spacy pretrain`` on its training text (once per
+text, config and settings: cached in ``benchmarks/work/<pair>/pretrain/``) and trains from it.
 """
 import argparse
 import hashlib
@@ -177,6 +179,45 @@ def seeds_text(tuning: Dict[str, Any]) -> str:
 
 
 MODEL_OVERRIDE_PREFIX = "components.ladtl_ner.model."
+#: One lock per pretraining output folder: parallel runs that share an encoder pretrain it once.
+PRETRAIN_LOCKS: Dict[Path, threading.Lock] = {}
+PRETRAIN_LOCKS_GUARD = threading.Lock()
+
+
+def pretrain_command(config: Path, output: Path, lang: str, corpus: Dict[str, Any], settings: Dict[str, Any],
+                     encoder: Dict[str, Any]) -> List[str]:
+    """``spacy pretrain`` of the config's encoder; ``corpus``: the overrides naming its text (labels unused)."""
+    command = [sys.executable, "-m", "spacy", "pretrain", str(config), str(output), "--nlp.lang", lang,
+               "--system.seed", str(settings.get("seed", 0))]
+    for key, value in corpus.items():
+        command += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]
+    command += ["--pretraining.max_epochs", str(settings.get("max_epochs", 10))]
+    for key, value in encoder.items():
+        command += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]
+    return command
+
+
+def pretrained_encoder(config: Path, work: Path, name: str, lang: str, corpus: Dict[str, Any],
+                       settings: Dict[str, Any], encoder: Dict[str, Any]) -> Tuple[Path, List[str], float]:
+    """The weights of ``spacy pretrain`` on ``corpus``' text, trained once and cached under
+    ``work/pretrain/<name>-<key>`` (shared by the methods and seeds with the same config, text,
+    settings and encoder); return (weights, command, wall seconds spent here: 0 when cached)."""
+    command = pretrain_command(config, Path("OUT"), lang, corpus, settings, encoder)
+    key = hashlib.sha256(json.dumps([str(config), command[6:]], sort_keys=True).encode("utf-8")).hexdigest()[:10]
+    output = work / "pretrain" / f"{name}-{key}"
+    command[command.index("OUT")] = str(output)
+    weights, log = output / "model-last.bin", output.parent / f"{output.name}.log"
+    with PRETRAIN_LOCKS_GUARD:
+        lock = PRETRAIN_LOCKS.setdefault(output, threading.Lock())
+    with lock:
+        if weights.exists():
+            return weights, command, 0.0
+        shutil.rmtree(output, ignore_errors=True)
+        output.mkdir(parents=True)
+        wall = run_logged(command, log)
+        if not weights.exists():
+            raise RuntimeError(f"spacy pretrain wrote no {weights}; log {log}")
+        return weights, command, wall
 
 
 def run_one(plan: Dict[str, Any], pair_name: str, method_name: str, rate: float, seed: int, corpus: Path,
@@ -200,6 +241,17 @@ def run_one(plan: Dict[str, Any], pair_name: str, method_name: str, rate: float,
             overrides = {**ladtl_overrides({source: source_train, target: target_train}, target, str(dev), label_map), **method_overrides}
         else:
             overrides = {**ladtl_overrides({target: target_train}, target, str(dev), {}), **method_overrides}
+        if "pretrain" in method:  # spacy pretrain on the text this run trains on, then train from those weights
+            if kind == "retrain":
+                raise ValueError(f"benchmark.yml: method {method_name}: `pretrain` is not supported for kind retrain")
+            encoder = {k: v for k, v in method_overrides.items() if k.startswith(MODEL_OVERRIDE_PREFIX)}
+            domains = overrides["corpora.train.paths"]
+            weights, pre_cmd, pre_wall = pretrained_encoder(
+                config, work, f"{'+'.join(domains)}-rate{rate_name(rate)}", lang,
+                {"corpora.pretrain.paths": domains, "corpora.pretrain.sample_rate": 1.0}, method["pretrain"] or {}, encoder)
+            overrides["paths.init_tok2vec"] = str(weights)
+            commands.append(pre_cmd)
+            wall += pre_wall
         if kind == "retrain":
             pre = out / "source_only"
             # the target phase loads this encoder, so the method's model overrides (e.g. another embedding) shape both
@@ -222,8 +274,29 @@ def run_one(plan: Dict[str, Any], pair_name: str, method_name: str, rate: float,
             shutil.copyfile(source_train, concat / "source.spacy")
             shutil.copyfile(target_train, concat / "target.spacy")
             train_path = str(concat)
-        cmd = train_command(PROJECT / method["config"], out, lang, seed, budget,
-                            {"paths.train": train_path, "paths.dev": str(dev), **method_overrides})
+        spacy_overrides = {"paths.train": train_path, "paths.dev": str(dev), **method_overrides}
+        if "pretrain" in method:  # spacy pretrain of its tok2vec, as for La-DTL
+            settings = method["pretrain"] or {}
+            # text: the training text (default), or "source+target" (e.g. for a target-only run)
+            text = settings.get("text", method["data"])
+            if text == method["data"]:
+                text_path = train_path
+            elif text == "source+target":
+                text_path = str(work / "pretrain" / f"text-source+target-rate{rate_name(rate)}")
+                with PRETRAIN_LOCKS_GUARD:
+                    for name, path in (("source.spacy", source_train), ("target.spacy", target_train)):
+                        if not (Path(text_path) / name).exists():
+                            Path(text_path).mkdir(parents=True, exist_ok=True)
+                            shutil.copyfile(path, Path(text_path) / name)
+            else:
+                raise ValueError(f"benchmark.yml: method {method_name}: pretrain text must be target or source+target, not {text!r}")
+            weights, pre_cmd, pre_wall = pretrained_encoder(
+                PROJECT / method["config"], work, f"spacy-{text}-rate{rate_name(rate)}", lang,
+                {"paths.train": text_path}, {k: v for k, v in settings.items() if k != "text"}, {})
+            spacy_overrides["paths.init_tok2vec"] = str(weights)
+            commands.append(pre_cmd)
+            wall += pre_wall
+        cmd = train_command(PROJECT / method["config"], out, lang, seed, budget, spacy_overrides)
         wall += run_logged(cmd, out / "train.log")
         commands.append(cmd)
         dev_scores, test_scores = score_spacy(out / "model-best", dev), score_spacy(out / "model-best", test)

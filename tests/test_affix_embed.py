@@ -1,11 +1,8 @@
 """spacy-ladtl.CharacterAffixEmbed.v1: word + character embedding plus hashed PREFIX, SUFFIX and SHAPE."""
 import pytest
 import spacy
-from spacy.training import Example
 from spacy.util import registry
-from thinc.api import fix_random_seed
-
-from spacy_ladtl.domains import set_domain, set_example_domain
+from two_domain import domain_docs, entities, gold_entities, overfit
 
 SOURCE_DATA = [
     ("Alice visited Paris last May .", [(0, 5, "PER"), (14, 19, "LOC")]),
@@ -22,10 +19,6 @@ MODEL = {
         "encode": {"@architectures": "spacy-ladtl.BiLSTMEncoder.v1", "width": 32, "hidden_size": 16, "dropout": 0.0},
     }
 }
-
-
-def _entities(docs):
-    return [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in docs]
 
 
 def test_embed_gives_width_per_token_and_hashes_each_attribute():
@@ -55,25 +48,11 @@ def test_embed_rejects_bad_affix_settings(attrs, rows, message):
 
 
 def test_ladtl_ner_with_affix_embed_overfits_and_round_trips(tmp_path):
-    fix_random_seed(0)
-    nlp = spacy.blank("en")
-    nlp.add_pipe("ladtl_ner", config={"model": MODEL, "label_map": {"person": "PER", "location": "LOC"}})
-    examples = []
-    for domain, data in (("source", SOURCE_DATA), ("target", TARGET_DATA)):
-        for text, ents in data:
-            examples.append(set_example_domain(Example.from_dict(nlp.make_doc(text), {"entities": ents}), domain))
-    optimizer = nlp.initialize(lambda: examples)
-    optimizer.learn_rate = 0.01
-    for _ in range(60):
-        losses = nlp.update(examples, sgd=optimizer)
-    assert losses["ladtl_ner"] < 0.1
-    texts = [t for t, _ in SOURCE_DATA + TARGET_DATA]
-    domains = ["source"] * len(SOURCE_DATA) + ["target"] * len(TARGET_DATA)
-    gold = [ents for _, ents in SOURCE_DATA + TARGET_DATA]
-    docs = [nlp(set_domain(nlp.make_doc(t), d)) for t, d in zip(texts, domains)]
-    assert _entities(docs) == gold
-    piped = list(nlp.pipe([set_domain(nlp.make_doc(t), d) for t, d in zip(texts, domains)]))
-    assert _entities(piped) == gold
+    nlp, loss = overfit(MODEL, SOURCE_DATA, TARGET_DATA)
+    assert loss < 0.1
+    gold = gold_entities(SOURCE_DATA, TARGET_DATA)
+    assert entities(nlp(doc) for doc in domain_docs(nlp, SOURCE_DATA, TARGET_DATA)) == gold
+    assert entities(nlp.pipe(domain_docs(nlp, SOURCE_DATA, TARGET_DATA))) == gold
     nlp.to_disk(tmp_path)
     nlp2 = spacy.load(tmp_path)
-    assert _entities(nlp2(set_domain(nlp2.make_doc(t), d)) for t, d in zip(texts, domains)) == gold
+    assert entities(nlp2(doc) for doc in domain_docs(nlp2, SOURCE_DATA, TARGET_DATA)) == gold

@@ -3,13 +3,12 @@ import numpy
 import pytest
 import spacy
 import torch
-from spacy.tokens import Doc
-from spacy.training import Example
 from spacy.util import registry
 from thinc.api import fix_random_seed
 
-from spacy_ladtl.domains import set_domain, set_example_domain
+from spacy_ladtl.domains import set_domain
 from spacy_ladtl.encoders import PackedBiLSTM
+from two_domain import domain_docs, entities, gold_entities, overfit
 
 
 def _arrays(lengths, width=6, seed=0):
@@ -66,28 +65,14 @@ PACKED_MODEL = {
 
 def test_v2_encoder_overfits_and_round_trips(tmp_path):
     assert registry.architectures.get("spacy-ladtl.BiLSTMEncoder.v2")
-    fix_random_seed(0)
-    nlp = spacy.blank("en")
-    nlp.add_pipe("ladtl_ner", config={"model": PACKED_MODEL, "label_map": {"person": "PER", "location": "LOC"}})
-    examples = []
-    for domain, data in (("source", SOURCE_DATA), ("target", TARGET_DATA)):
-        for text, ents in data:
-            examples.append(set_example_domain(Example.from_dict(nlp.make_doc(text), {"entities": ents}), domain))
-    optimizer = nlp.initialize(lambda: examples)
-    optimizer.learn_rate = 0.01
-    for _ in range(60):
-        losses = nlp.update(examples, sgd=optimizer)
-    assert losses["ladtl_ner"] < 0.1
-    texts = [t for t, _ in SOURCE_DATA + TARGET_DATA]
-    domains = ["source"] * len(SOURCE_DATA) + ["target"] * len(TARGET_DATA)
-    docs = [nlp(set_domain(nlp.make_doc(t), d)) for t, d in zip(texts, domains)]
-    gold = [ents for _, ents in SOURCE_DATA + TARGET_DATA]
-    assert [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in docs] == gold
+    nlp, loss = overfit(PACKED_MODEL, SOURCE_DATA, TARGET_DATA)
+    assert loss < 0.1
+    gold = gold_entities(SOURCE_DATA, TARGET_DATA)
+    assert entities(nlp(doc) for doc in domain_docs(nlp, SOURCE_DATA, TARGET_DATA)) == gold
     # one batch with a long doc: same entities as one doc at a time
     long_doc = set_domain(nlp.make_doc("word " * 40), "target")
-    batch = list(nlp.pipe([set_domain(nlp.make_doc(t), d) for t, d in zip(texts, domains)] + [long_doc], batch_size=8))
-    assert [[(e.start_char, e.end_char, e.label_) for e in d.ents] for d in batch[:-1]] == gold
+    batch = list(nlp.pipe(domain_docs(nlp, SOURCE_DATA, TARGET_DATA) + [long_doc], batch_size=8))
+    assert entities(batch[:-1]) == gold
     nlp.to_disk(tmp_path)
     nlp2 = spacy.load(tmp_path)
-    docs2 = [nlp2(set_domain(nlp2.make_doc(t), d)) for t, d in zip(texts, domains)]
-    assert [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in docs2] == gold
+    assert entities(nlp2(doc) for doc in domain_docs(nlp2, SOURCE_DATA, TARGET_DATA)) == gold

@@ -8,6 +8,7 @@ from spacy.util import registry
 from thinc.api import fix_random_seed, set_dropout_rate
 
 from spacy_ladtl.domains import get_domain, set_domain, set_example_domain
+from two_domain import domain_docs, domain_examples, gold_entities
 
 SOURCE_DATA = [
     ("Alice visited Paris last May .", [(0, 5, "PER"), (14, 19, "LOC")]),
@@ -27,12 +28,7 @@ SMALL_MODEL = {
 
 
 def make_examples(nlp: Language):
-    examples = []
-    for domain, data in (("source", SOURCE_DATA), ("target", TARGET_DATA)):
-        for text, ents in data:
-            eg = Example.from_dict(nlp.make_doc(text), {"entities": ents})
-            examples.append(set_example_domain(eg, domain))
-    return examples
+    return domain_examples(nlp, SOURCE_DATA, TARGET_DATA)
 
 
 def make_nlp(**config) -> Language:
@@ -170,13 +166,10 @@ def test_overfitting_IO():
     for key in ("ladtl_ner_crf", "ladtl_ner_mmd", "ladtl_ner_crf_l2"):
         assert key in losses
 
-    texts = [text for text, _ in SOURCE_DATA + TARGET_DATA]
-    domains = ["source"] * len(SOURCE_DATA) + ["target"] * len(TARGET_DATA)
-    gold = [[(s, e, label) for s, e, label in ents] for _, ents in SOURCE_DATA + TARGET_DATA]
+    gold = gold_entities(SOURCE_DATA, TARGET_DATA)
 
     def annotate(model_nlp):
-        docs = [set_domain(model_nlp.make_doc(t), d) for t, d in zip(texts, domains)]
-        return [model_nlp(doc) for doc in docs]
+        return [model_nlp(doc) for doc in domain_docs(model_nlp, SOURCE_DATA, TARGET_DATA)]
 
     docs = annotate(nlp)
     for doc, expected in zip(docs, gold):
@@ -200,7 +193,7 @@ def test_overfitting_IO():
         assert [[e.label_ for e in d.ents] for d in docs4] == [[e.label_ for e in d.ents] for d in docs]
 
     # Make sure that running pipe twice, or comparing to call, always amounts to the same predictions
-    batch_docs = list(nlp.pipe([set_domain(nlp.make_doc(t), d) for t, d in zip(texts, domains)]))
+    batch_docs = list(nlp.pipe(domain_docs(nlp, SOURCE_DATA, TARGET_DATA)))
     assert [[(e.start, e.end, e.label_) for e in d.ents] for d in batch_docs] == [
         [(e.start, e.end, e.label_) for e in d.ents] for d in docs
     ]

@@ -35,13 +35,14 @@ def test_benchmark_runs_resumes_and_compares(tmp_path):
 
 
 def test_benchmark_plan_skips_optional_methods_unless_named(tmp_path):
-    """The transformer method is optional: `all` leaves it out, naming it plans it."""
+    """The transformer methods are optional: `all` leaves them out, naming one plans it."""
     common = ["--data-dir", "sample", "--pairs", "bionlp13pc-bionlp13cg", "--seeds", "0", "--rates", "0.1",
               "--results", str(tmp_path / "results"), "--work", str(tmp_path / "work"), "--dry-run"]
     default = run_script("scripts/benchmark_run.py", *common).stdout
     assert "ladtl_trf" not in default and " ladtl rate=0.1" in default and "spacy_acc_concat" in default
-    named = run_script("scripts/benchmark_run.py", *common, "--methods", "ladtl_trf").stdout
-    assert "1 run(s) to do" in named and "ladtl_trf rate=0.1 seed=0" in named
+    assert "_trf" not in default
+    named = run_script("scripts/benchmark_run.py", *common, "--methods", "ladtl_trf,spacy_trf_target").stdout
+    assert "2 run(s) to do" in named and "ladtl_trf rate=0.1 seed=0" in named and "spacy_trf_target rate=0.1 seed=0" in named
 
 
 def test_extra_rates_and_curve_plan_only_their_methods():

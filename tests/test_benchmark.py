@@ -2,7 +2,9 @@
 from pathlib import Path
 
 import pytest
+import spacy
 import srsly
+from spacy.tokens import DocBin
 
 from project_scripts import PROJECT, load_script, run_script
 
@@ -480,3 +482,37 @@ def test_pretrain_method_pretrains_each_text_once_and_trains_from_it(tmp_path):
     text = work / "bionlp13pc-bionlp13cg" / "pretrain" / "text-source+target-rate0.1"
     assert f"--paths.train {text}" in both[0] and sorted(p.name for p in text.iterdir()) == ["source.spacy", "target.spacy"]
     assert "/target_train_r0.1.spacy" in both[1]  # trained on the target only
+
+
+def test_pretrain_adds_unlabelled_text_files(tmp_path):
+    """`pretrain: {unlabelled: [..]}` adds raw text files (one text per line, blank and repeated
+    lines dropped) to the pretraining text of La-DTL and spaCy runs; a missing file stops the runner first."""
+    raw = tmp_path / "data" / "raw.txt"
+    raw.parent.mkdir()
+    raw.write_text("protein kinase binds it\n\nprotein kinase binds it\nThe cell line grows .\n", encoding="utf-8")
+    plan = srsly.read_yaml(PROJECT / "benchmark.yml")
+    settings = {"max_epochs": 1, "text": "target", "unlabelled": [str(raw)]}  # an absolute name: not under --data-dir
+    plan["methods"]["ladtl_raw"] = {**plan["methods"]["ladtl"], "pretrain": settings}
+    plan["methods"]["spacy_raw"] = {**plan["methods"]["spacy_eff_target"], "pretrain": settings}
+    plan["methods"]["ladtl_gone"] = {**plan["methods"]["ladtl"], "pretrain": {**settings, "unlabelled": ["gone.txt"]}}
+    plan_path = tmp_path / "plan.yml"
+    srsly.write_yaml(plan_path, plan)
+    results, work = tmp_path / "results", tmp_path / "work"
+    args = ("scripts/benchmark_run.py", "--plan", str(plan_path), "--data-dir", "sample", "--pairs", "bionlp13pc-bionlp13cg",
+            "--seeds", "0", "--rates", "0.1", "--results", str(results), "--work", str(work), "--max-steps", "4")
+    missing = run_script(*args, "--methods", "ladtl_gone", check=False)
+    assert missing.returncode != 0 and "pretrain.unlabelled file sample/gone.txt not found" in missing.stderr
+    assert not work.exists()  # stopped before converting or training anything
+    run_script(*args, "--methods", "ladtl_raw,spacy_raw", "--jobs", "2")
+    pretrain_dir = work / "bionlp13pc-bionlp13cg" / "pretrain"
+    (docbin,) = pretrain_dir.glob("unlabelled-*.spacy")
+    texts = [doc.text for doc in DocBin().from_disk(docbin).get_docs(spacy.blank("en").vocab)]
+    assert texts == ["protein kinase binds it", "The cell line grows ."]
+    pair = results / "bionlp13pc-bionlp13cg"
+    ladtl_cmd = srsly.read_json(pair / "ladtl_raw" / "rate0.1-seed0.json")["commands"][0]
+    # text "target": the target's training text and the unlabelled file, not the source's
+    assert f'"unlabelled": "{docbin}"' in ladtl_cmd and '"bionlp13cg"' in ladtl_cmd and '"bionlp13pc"' not in ladtl_cmd
+    spacy_cmd = srsly.read_json(pair / "spacy_raw" / "rate0.1-seed0.json")["commands"][0]
+    text = pretrain_dir / f"text-target+{docbin.stem}-rate0.1"
+    assert f"--paths.train {text}" in spacy_cmd
+    assert sorted(p.name for p in text.iterdir()) == ["target.spacy", "unlabelled.spacy"]

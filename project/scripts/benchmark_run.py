@@ -18,7 +18,8 @@ coordinate search over α, β, ε (``tuning``, see scripts/bench_tuning.py), res
 too, then trains the dev-best point with every seed; its own ``tuning`` keys (e.g.
 ``seeds: [0, 1, 2]`` for ``ladtl_tuned_mean``: points scored by their mean dev F1) replace the plan's.
 A method with ``pretrain`` settings first runs ``spacy pretrain`` on its training text (once per
-text, config and settings: cached in ``benchmarks/work/<pair>/pretrain/``) and trains from it.
+text, config and settings: cached in ``benchmarks/work/<pair>/pretrain/``) and trains from it;
+``pretrain: {unlabelled: [FILE, ..]}`` adds raw text files (one text per line, under --data-dir) to that text.
 """
 import argparse
 import hashlib
@@ -220,9 +221,28 @@ def pretrained_encoder(config: Path, work: Path, name: str, lang: str, corpus: D
         return weights, command, wall
 
 
+def unlabelled_paths(data_dir: str, settings: Dict[str, Any]) -> List[Path]:
+    """The raw text files of a method's ``pretrain: {unlabelled: [..]}``, resolved under ``data_dir``."""
+    return [Path(data_dir) / name for name in settings.get("unlabelled", [])]
+
+
+def unlabelled_docbin(work: Path, files: List[Path], lang: str) -> Path:
+    """``files``' lines (one text each; blank and repeated lines dropped), tokenized once with
+    ``spacy.blank(lang)`` into ``work/pretrain/unlabelled-<key>.spacy``: text for ``spacy pretrain``."""
+    key = hashlib.sha256(json.dumps([lang] + [str(f.resolve()) for f in files]).encode("utf-8")).hexdigest()[:10]
+    output = work / "pretrain" / f"unlabelled-{key}.spacy"
+    with PRETRAIN_LOCKS_GUARD:
+        if not output.exists():
+            texts = dict.fromkeys(line.strip() for f in files for line in f.read_text(encoding="utf-8").splitlines())
+            texts.pop("", None)
+            nlp = spacy.blank(lang)
+            write_docs(output, list(nlp.pipe(texts)))
+    return output
+
+
 def run_one(plan: Dict[str, Any], pair_name: str, method_name: str, rate: float, seed: int, corpus: Path,
             work: Path, budget: Dict[str, Any], extra: Optional[Dict[str, Any]] = None,
-            tag: str = "") -> Tuple[Dict[str, Any], Path]:
+            tag: str = "", data_dir: str = "../../shared/data") -> Tuple[Dict[str, Any], Path]:
     """Train and score one run (``extra``: config overrides on top of the method's); return its record and work dir."""
     pair, method = plan["pairs"][pair_name], plan["methods"][method_name]
     source, target, lang = pair["source"], pair["target"], pair.get("lang", "en")
@@ -245,10 +265,19 @@ def run_one(plan: Dict[str, Any], pair_name: str, method_name: str, rate: float,
             if kind == "retrain":
                 raise ValueError(f"benchmark.yml: method {method_name}: `pretrain` is not supported for kind retrain")
             encoder = {k: v for k, v in method_overrides.items() if k.startswith(MODEL_OVERRIDE_PREFIX)}
-            domains = overrides["corpora.train.paths"]
+            settings = method["pretrain"] or {}
+            # text: the run's training text (default), "target" or "source+target"; plus any unlabelled files
+            text = settings.get("text")
+            domains = {"target": {target: target_train}, "source+target": {source: source_train, target: target_train},
+                       None: overrides["corpora.train.paths"]}.get(text)
+            if domains is None:
+                raise ValueError(f"benchmark.yml: method {method_name}: pretrain text must be target or source+target, not {text!r}")
+            files = unlabelled_paths(data_dir, settings)
+            if files:
+                domains = {**domains, "unlabelled": str(unlabelled_docbin(work, files, lang))}
             weights, pre_cmd, pre_wall = pretrained_encoder(
                 config, work, f"{'+'.join(domains)}-rate{rate_name(rate)}", lang,
-                {"corpora.pretrain.paths": domains, "corpora.pretrain.sample_rate": 1.0}, method["pretrain"] or {}, encoder)
+                {"corpora.pretrain.paths": domains, "corpora.pretrain.sample_rate": 1.0}, settings, encoder)
             overrides["paths.init_tok2vec"] = str(weights)
             commands.append(pre_cmd)
             wall += pre_wall
@@ -279,20 +308,26 @@ def run_one(plan: Dict[str, Any], pair_name: str, method_name: str, rate: float,
             settings = method["pretrain"] or {}
             # text: the training text (default), or "source+target" (e.g. for a target-only run)
             text = settings.get("text", method["data"])
-            if text == method["data"]:
+            if text not in ("target", "source+target"):
+                raise ValueError(f"benchmark.yml: method {method_name}: pretrain text must be target or source+target, not {text!r}")
+            files = unlabelled_paths(data_dir, settings)
+            if text == method["data"] and not files:
                 text_path = train_path
-            elif text == "source+target":
-                text_path = str(work / "pretrain" / f"text-source+target-rate{rate_name(rate)}")
+            else:  # a folder of the DocBins to read (spaCy's Corpus reads every .spacy file in it)
+                parts = {"target.spacy": target_train, **({"source.spacy": source_train} if text == "source+target" else {})}
+                if files:
+                    unlabelled = unlabelled_docbin(work, files, lang)
+                    parts["unlabelled.spacy"] = str(unlabelled)
+                    text += f"+{unlabelled.stem}"
+                text_path = str(work / "pretrain" / f"text-{text}-rate{rate_name(rate)}")
                 with PRETRAIN_LOCKS_GUARD:
-                    for name, path in (("source.spacy", source_train), ("target.spacy", target_train)):
+                    for name, path in parts.items():
                         if not (Path(text_path) / name).exists():
                             Path(text_path).mkdir(parents=True, exist_ok=True)
                             shutil.copyfile(path, Path(text_path) / name)
-            else:
-                raise ValueError(f"benchmark.yml: method {method_name}: pretrain text must be target or source+target, not {text!r}")
             weights, pre_cmd, pre_wall = pretrained_encoder(
                 PROJECT / method["config"], work, f"spacy-{text}-rate{rate_name(rate)}", lang,
-                {"paths.train": text_path}, {k: v for k, v in settings.items() if k != "text"}, {})
+                {"paths.train": text_path}, settings, {})
             spacy_overrides["paths.init_tok2vec"] = str(weights)
             commands.append(pre_cmd)
             wall += pre_wall
@@ -413,6 +448,11 @@ def main() -> None:
         missing, best, _ = bench_tuning.search(args.results, pair_name, rate_name(rate), tunings[key], bases[key])
         state = f"dev-best point {bench_tuning.point_name(best)}" if best else f"{len(missing)} run(s) of its points to do next"
         print(f"tuning {pair_name} rate={rate_name(rate)}{seeds_text(tunings[key])}: {state}", flush=True)
+    for method in dict.fromkeys(m for _, m, _, _ in todo):  # a missing text file stops everything before training
+        for path in unlabelled_paths(args.data_dir, plan["methods"][method].get("pretrain") or {}):
+            if not path.is_file():
+                sys.exit(f"✘ {args.plan}: method {method!r}: pretrain.unlabelled file {path} not found "
+                         f"(names are relative to --data-dir {args.data_dir})")
     if args.dry_run:
         return
     corpora = {}
@@ -429,7 +469,8 @@ def main() -> None:
         """Train, score and save one run; False (and a message) when it failed."""
         start = time.time()
         try:
-            record, out = run_one(plan, pair_name, method, rate, seed, corpora[pair_name], args.work / pair_name, budget, extra, tag)
+            record, out = run_one(plan, pair_name, method, rate, seed, corpora[pair_name], args.work / pair_name, budget, extra, tag,
+                                  data_dir=args.data_dir)
         except RuntimeError as err:
             print(f"✘ {label} failed: {err}", flush=True)
             return False

@@ -90,7 +90,7 @@ def markdown_table(table, plan: Dict[str, Any], split: str = "test") -> str:
         most = max((len(row[m]) for m in ranked), default=0)
         means = {m: mean_f1(row[m], split) for m in ranked if len(row[m]) == most}
         best = max(means.values()) if means else None
-        cells = [cell(row[m], n_seeds, means.get(m) == best, split) if row.get(m) else "–" for m in methods]
+        cells = [cell(row[m], n_seeds, best is not None and means.get(m) == best, split) if row.get(m) else "–" for m in methods]
         lines.append(f"| {pair} | {rate:.0%} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

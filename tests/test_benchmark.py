@@ -96,7 +96,6 @@ def test_compare_ranks_only_planned_methods_and_lists_notes(tmp_path):
     assert "| bionlp13pc-bionlp13cg | 10% | +5.00 ± 0.00 (2/2) |" in text
 
 
-
 def test_compare_bolds_nothing_when_no_method_is_ranked():
     """A row whose methods are all optional (not ranked) has no bold cell, rather than all of them."""
     benchmark_compare = load_script("benchmark_compare")
@@ -104,6 +103,7 @@ def test_compare_bolds_nothing_when_no_method_is_ranked():
     plan = {"seeds": [0], "pairs": {"p": {}}, "methods": {"a": {"optional": True}, "b": {"optional": True}}}
     text = benchmark_compare.markdown_table({("p", 0.1): {"a": [record], "b": [record]}}, plan)
     assert "| p | 10% | 50.00 | 50.00 |" in text and "**" not in text
+
 
 LADTL_LOG = """\x1b[38;5;4mℹ Initial learn rate: 0.002\x1b[0m
 E    #       LOSS LADTL_NER  LOSS CRF   LOSS MMD   LOSS CRF_L2  ENTS_TARGET_F  ENTS_TARGET_P  ENTS_TARGET_R  ENTS_F  SCORE 

@@ -198,6 +198,12 @@ def pretrain_command(config: Path, output: Path, lang: str, corpus: Dict[str, An
     return command
 
 
+def output_lock(output: Path) -> threading.Lock:
+    """The lock of one cached pretraining output: parallel runs that need it make it once."""
+    with PRETRAIN_LOCKS_GUARD:
+        return PRETRAIN_LOCKS.setdefault(output, threading.Lock())
+
+
 def pretrained_encoder(config: Path, work: Path, name: str, lang: str, corpus: Dict[str, Any],
                        settings: Dict[str, Any], encoder: Dict[str, Any]) -> Tuple[Path, List[str], float]:
     """The weights of ``spacy pretrain`` on ``corpus``' text, trained once and cached under
@@ -208,9 +214,7 @@ def pretrained_encoder(config: Path, work: Path, name: str, lang: str, corpus: D
     output = work / "pretrain" / f"{name}-{key}"
     command[command.index("OUT")] = str(output)
     weights, log = output / "model-last.bin", output.parent / f"{output.name}.log"
-    with PRETRAIN_LOCKS_GUARD:
-        lock = PRETRAIN_LOCKS.setdefault(output, threading.Lock())
-    with lock:
+    with output_lock(output):
         if weights.exists():
             return weights, command, 0.0
         shutil.rmtree(output, ignore_errors=True)
@@ -219,6 +223,17 @@ def pretrained_encoder(config: Path, work: Path, name: str, lang: str, corpus: D
         if not weights.exists():
             raise RuntimeError(f"spacy pretrain wrote no {weights}; log {log}")
         return weights, command, wall
+
+
+#: ``pretrain: {text: ..}``: which training texts of the pair ``spacy pretrain`` reads.
+PRETRAIN_TEXTS = {"target": ("target",), "source+target": ("source", "target")}
+
+
+def pretrain_roles(method_name: str, text: str) -> Tuple[str, ...]:
+    """The pair's roles (source, target) whose training text a method's pretraining reads."""
+    if text not in PRETRAIN_TEXTS:
+        raise ValueError(f"benchmark.yml: method {method_name}: pretrain text must be target or source+target, not {text!r}")
+    return PRETRAIN_TEXTS[text]
 
 
 def unlabelled_paths(data_dir: str, settings: Dict[str, Any]) -> List[Path]:
@@ -231,7 +246,7 @@ def unlabelled_docbin(work: Path, files: List[Path], lang: str) -> Path:
     ``spacy.blank(lang)`` into ``work/pretrain/unlabelled-<key>.spacy``: text for ``spacy pretrain``."""
     key = hashlib.sha256(json.dumps([lang] + [str(f.resolve()) for f in files]).encode("utf-8")).hexdigest()[:10]
     output = work / "pretrain" / f"unlabelled-{key}.spacy"
-    with PRETRAIN_LOCKS_GUARD:
+    with output_lock(output):
         if not output.exists():
             texts = dict.fromkeys(line.strip() for f in files for line in f.read_text(encoding="utf-8").splitlines())
             texts.pop("", None)
@@ -242,7 +257,7 @@ def unlabelled_docbin(work: Path, files: List[Path], lang: str) -> Path:
 
 def run_one(plan: Dict[str, Any], pair_name: str, method_name: str, rate: float, seed: int, corpus: Path,
             work: Path, budget: Dict[str, Any], extra: Optional[Dict[str, Any]] = None,
-            tag: str = "", data_dir: str = "../../shared/data") -> Tuple[Dict[str, Any], Path]:
+            tag: str = "", *, data_dir: str) -> Tuple[Dict[str, Any], Path]:
     """Train and score one run (``extra``: config overrides on top of the method's); return its record and work dir."""
     pair, method = plan["pairs"][pair_name], plan["methods"][method_name]
     source, target, lang = pair["source"], pair["target"], pair.get("lang", "en")
@@ -250,6 +265,7 @@ def run_one(plan: Dict[str, Any], pair_name: str, method_name: str, rate: float,
     target_train = str(subsample_path(corpus, rate))
     source_train, source_dev = str(corpus / "source_train.spacy"), str(corpus / "source_dev.spacy")
     dev, test = corpus / "target_dev.spacy", corpus / "target_test.spacy"
+    train_texts = {"source": (source, source_train), "target": (target, target_train)}  # role -> (domain, DocBin)
     out = work / "runs" / f"{method_name}{tag}-rate{rate_name(rate)}-seed{seed}"
     shutil.rmtree(out, ignore_errors=True)
     commands, wall = [], 0.0
@@ -268,10 +284,8 @@ def run_one(plan: Dict[str, Any], pair_name: str, method_name: str, rate: float,
             settings = method["pretrain"] or {}
             # text: the run's training text (default), "target" or "source+target"; plus any unlabelled files
             text = settings.get("text")
-            domains = {"target": {target: target_train}, "source+target": {source: source_train, target: target_train},
-                       None: overrides["corpora.train.paths"]}.get(text)
-            if domains is None:
-                raise ValueError(f"benchmark.yml: method {method_name}: pretrain text must be target or source+target, not {text!r}")
+            domains = (overrides["corpora.train.paths"] if text is None
+                       else dict(train_texts[role] for role in pretrain_roles(method_name, text)))
             files = unlabelled_paths(data_dir, settings)
             if files:
                 domains = {**domains, "unlabelled": str(unlabelled_docbin(work, files, lang))}
@@ -308,19 +322,18 @@ def run_one(plan: Dict[str, Any], pair_name: str, method_name: str, rate: float,
             settings = method["pretrain"] or {}
             # text: the training text (default), or "source+target" (e.g. for a target-only run)
             text = settings.get("text", method["data"])
-            if text not in ("target", "source+target"):
-                raise ValueError(f"benchmark.yml: method {method_name}: pretrain text must be target or source+target, not {text!r}")
+            roles = pretrain_roles(method_name, text)
             files = unlabelled_paths(data_dir, settings)
             if text == method["data"] and not files:
                 text_path = train_path
             else:  # a folder of the DocBins to read (spaCy's Corpus reads every .spacy file in it)
-                parts = {"target.spacy": target_train, **({"source.spacy": source_train} if text == "source+target" else {})}
+                parts = {f"{role}.spacy": train_texts[role][1] for role in roles}
                 if files:
                     unlabelled = unlabelled_docbin(work, files, lang)
                     parts["unlabelled.spacy"] = str(unlabelled)
                     text += f"+{unlabelled.stem}"
                 text_path = str(work / "pretrain" / f"text-{text}-rate{rate_name(rate)}")
-                with PRETRAIN_LOCKS_GUARD:
+                with output_lock(Path(text_path)):
                     for name, path in parts.items():
                         if not (Path(text_path) / name).exists():
                             Path(text_path).mkdir(parents=True, exist_ok=True)

@@ -219,9 +219,12 @@ def selection_text(runs: List[Dict[str, Any]]) -> str:
 
 
 def notes(table, plan: Dict[str, Any], extra: List[str]) -> str:
-    """The table's notes: protocol, machines, run notes, ``extra`` lines, published references."""
+    """The table's notes: protocol, machines, run notes, ``extra`` lines, published references.
+
+    Only the runs of the plan's methods count (the ones the table shows): a folder compared may hold others.
+    """
     lines = ["", "Notes:", ""]
-    runs = [r for row in table.values() for method_runs in row.values() for r in method_runs]
+    runs = [r for row in table.values() for method, method_runs in row.items() if method in plan["methods"] for r in method_runs]
     budgets = sorted({json.dumps(r["budget"], sort_keys=True) for r in runs})
     seeds = sorted({r["seed"] for r in runs})
     lines.append(

@@ -105,7 +105,7 @@ def test_notes_count_only_the_runs_the_table_shows():
                 "wall_seconds": wall, "machine": machine, "test": {"ents_f": 0.5}, "overrides": {}}
     plan = {"seeds": [0], "budget": {"subsample_seed": 0}, "pairs": {"p": {}}, "methods": {"ladtl": {}}}
     text = benchmark_compare.notes({("p", 0.1): {"ladtl": [record("ladtl", 3600.0)], "other": [record("other", 7200.0)]}}, plan, [])
-    assert "- 1 runs, 1.0 h of training wall time in all." in text
+    assert "- 1 run, 1.0 h of training wall time in all." in text
     assert ": ladtl." in text and "other" not in text
 
 

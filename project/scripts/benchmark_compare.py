@@ -234,7 +234,7 @@ def notes(table, plan: Dict[str, Any], extra: List[str]) -> str:
         f"Bold: the best mean among the methods of the row with its most seeds."
     )
     wall = sum(r["wall_seconds"] for r in runs)
-    lines.append(f"- {len(runs)} runs, {wall / 3600:.1f} h of training wall time in all.")
+    lines.append(f"- {len(runs)} run{'' if len(runs) == 1 else 's'}, {wall / 3600:.1f} h of training wall time in all.")
     lines += [f"- {pair}, trained on {machine}: {', '.join(sorted(methods))}." for (pair, machine), methods in machines(runs).items()]
     noted: Dict[Tuple[str, str, float, str], List[int]] = defaultdict(list)  # one line per note, its seeds listed
     for r in runs:

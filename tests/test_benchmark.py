@@ -96,15 +96,13 @@ def test_compare_ranks_only_planned_methods_and_lists_notes(tmp_path):
     assert "| bionlp13pc-bionlp13cg | 10% | +5.00 ± 0.00 (2/2) |" in text
 
 
-def test_notes_count_only_the_runs_the_table_shows():
+def test_notes_count_only_the_runs_the_table_shows(tmp_path):
     """Runs of a method the plan does not list (another probe's, in a folder compared) are not counted or named."""
     benchmark_compare = load_script("benchmark_compare")
-    machine = {"platform": "x", "torch_threads": 1, "cpus": 2, "gpu": None}
-    def record(method: str, wall: float) -> dict:
-        return {"pair": "p", "method": method, "rate": 0.1, "seed": 0, "budget": {"max_steps": 10},
-                "wall_seconds": wall, "machine": machine, "test": {"ents_f": 0.5}, "overrides": {}}
-    plan = {"seeds": [0], "budget": {"subsample_seed": 0}, "pairs": {"p": {}}, "methods": {"ladtl": {}}}
-    text = benchmark_compare.notes({("p", 0.1): {"ladtl": [record("ladtl", 3600.0)], "other": [record("other", 7200.0)]}}, plan, [])
+    write_record(tmp_path, "ladtl", 0, 0.5, wall_seconds=3600.0)
+    write_record(tmp_path, "other", 0, 0.5, wall_seconds=7200.0)
+    plan = {"seeds": [0], "budget": {"subsample_seed": 0}, "pairs": {"bionlp13pc-bionlp13cg": {}}, "methods": {"ladtl": {}}}
+    text = benchmark_compare.notes(benchmark_compare.load_results(tmp_path), plan, [])
     assert "- 1 run, 1.0 h of training wall time in all." in text
     assert ": ladtl." in text and "other" not in text
 

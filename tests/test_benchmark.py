@@ -430,6 +430,22 @@ def test_goal_check_picks_la_dtl_on_dev_and_names_what_is_ahead():
     assert benchmark_compare.goal_check(table, {**plan, "goal": None}) == ""
 
 
+def test_goal_check_chooses_among_the_variants_with_the_most_seeds():
+    """A variant run with one seed does not become the row's La-DTL by its single dev score."""
+    benchmark_compare = load_script("benchmark_compare")
+
+    def runs(*pairs):  # (dev, test) per seed
+        return [{"seed": seed, "dev": {"ents_f": dev}, "test": {"ents_f": test}} for seed, (dev, test) in enumerate(pairs)]
+
+    plan = {"pairs": {"p": {}}, "methods": {}, "goal": {"ours": ["ladtl", "ladtl_tuned"], "baselines": ["joint"]}}
+    table = {("p", 0.1): {"ladtl": runs((0.70, 0.40)), "ladtl_tuned": runs((0.60, 0.50), (0.62, 0.52)),
+                          "joint": runs((0.5, 0.45), (0.5, 0.45))}}
+    text = benchmark_compare.goal_check(table, plan)
+    assert "| p | 10% | ladtl_tuned | 51.00 | 1 of 1 " in text
+    table[("p", 0.1)]["ladtl"] += runs((0.70, 0.40), (0.70, 0.40))[1:]  # now two seeds, the better dev mean
+    assert "| p | 10% | ladtl | 40.00 | 0 of 1 " in benchmark_compare.goal_check(table, plan)
+
+
 def test_method_overrides_reach_every_kind(tmp_path):
     """A plan method's `overrides` go into the training command of target-only, spaCy and re-training runs too."""
     plan = srsly.read_yaml(PROJECT / "benchmark.yml")

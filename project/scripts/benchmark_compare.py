@@ -137,7 +137,8 @@ def goal_check(table, plan: Dict[str, Any]) -> str:
     ``ner`` on target only, and at or above the published La-DTL number?
 
     The row's La-DTL is whichever of ``goal["ours"]`` has the best target **dev** mean (never
-    test). Each gap is the mean test F1 difference over the seeds both ran (the difference of
+    test) among those run with the row's most seeds (a one-seed dev score is not a mean over
+    seeds). Each gap is the mean test F1 difference over the seeds both ran (the difference of
     the means when the seeds are the same); one no larger than its std over seeds is within noise.
     """
     goal = plan.get("goal")
@@ -154,6 +155,8 @@ def goal_check(table, plan: Dict[str, Any]) -> str:
         ours = [m for m in goal["ours"] if row.get(m)]
         if not ours:
             continue
+        most_seeds = max(len(row[m]) for m in ours)
+        ours = [m for m in ours if len(row[m]) == most_seeds]
         chosen = max(ours, key=lambda m: mean_f1(row[m], "dev"))
         our_mean = mean_f1(row[chosen])
         checks: Dict[str, bool] = {}
@@ -185,8 +188,8 @@ def goal_check(table, plan: Dict[str, Any]) -> str:
                f"{counts['spacy'][1]} rows with those runs; at or above the published La-DTL number on "
                f"{counts['published'][0]} of {counts['published'][1]} rows with one.")
     return ("\n\nThe goal, row by row (target **test** F1; the row's La-DTL is the one of "
-            f"{', '.join(goal['ours'])} with the best **dev** mean; a gap is the mean test difference over the seeds "
-            "both ran, within noise when no larger than its std over those seeds):\n\n" + "\n".join(lines) + "\n\n" + summary)
+            f"{', '.join(goal['ours'])} with the best **dev** mean among those with the row's most seeds; "
+            "a gap is the mean test difference over the seeds both ran, within noise when no larger than its std over those seeds):\n\n" + "\n".join(lines) + "\n\n" + summary)
 
 
 def _gap(ours: List[Dict[str, Any]], theirs: List[Dict[str, Any]]) -> Tuple[float, str]:

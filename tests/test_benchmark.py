@@ -395,13 +395,15 @@ def test_mmd_coverage_counts_what_la_mmd_sees(tmp_path):
     assert rows[("tag", 2, True)][0] == tag[0] + 1  # O is one more shared label
 
 
+def dev_test_runs(*pairs):
+    """Run records of seeds 0, 1, ..., one per (dev F, test F) pair."""
+    return [{"seed": seed, "dev": {"ents_f": dev}, "test": {"ents_f": test}} for seed, (dev, test) in enumerate(pairs)]
+
+
 def test_goal_check_picks_la_dtl_on_dev_and_names_what_is_ahead():
     """The goal table takes the La-DTL variant with the best dev mean (not test) and checks it against
     every baseline, the spaCy target-only margin and the published number."""
     benchmark_compare = load_script("benchmark_compare")
-
-    def runs(*pairs):  # (dev, test) per seed
-        return [{"seed": seed, "dev": {"ents_f": dev}, "test": {"ents_f": test}} for seed, (dev, test) in enumerate(pairs)]
 
     plan = {"pairs": {"p": {}, "q": {}, "r": {}}, "methods": {},
             "goal": {"ours": ["ladtl", "ladtl_tuned"], "baselines": ["joint", "spacy_eff_target"],
@@ -409,12 +411,12 @@ def test_goal_check_picks_la_dtl_on_dev_and_names_what_is_ahead():
             "references": [{"pair": "q", "rate": 0.1, "source": "paper", "ladtl": 50.0}]}
     table = {
         # ladtl has the better test mean, ladtl_tuned the better dev mean: ladtl_tuned is the row's La-DTL
-        ("p", 0.1): {"ladtl": runs((0.50, 0.70), (0.50, 0.70)), "ladtl_tuned": runs((0.60, 0.58), (0.60, 0.62)),
-                     "joint": runs((0.55, 0.61), (0.55, 0.60)), "spacy_eff_target": runs((0.5, 0.50), (0.5, 0.52))},
-        ("q", 0.1): {"ladtl": runs((0.5, 0.52), (0.5, 0.54)), "joint": runs((0.5, 0.50), (0.5, 0.51)),
-                     "spacy_eff_target": runs((0.4, 0.40), (0.4, 0.40))},
+        ("p", 0.1): {"ladtl": dev_test_runs((0.50, 0.70), (0.50, 0.70)), "ladtl_tuned": dev_test_runs((0.60, 0.58), (0.60, 0.62)),
+                     "joint": dev_test_runs((0.55, 0.61), (0.55, 0.60)), "spacy_eff_target": dev_test_runs((0.5, 0.50), (0.5, 0.52))},
+        ("q", 0.1): {"ladtl": dev_test_runs((0.5, 0.52), (0.5, 0.54)), "joint": dev_test_runs((0.5, 0.50), (0.5, 0.51)),
+                     "spacy_eff_target": dev_test_runs((0.4, 0.40), (0.4, 0.40))},
         # ahead on the means (52 vs 51) but behind on the two seeds both ran: the seeds decide
-        ("r", 0.1): {"ladtl": runs((0.5, 0.50), (0.5, 0.50), (0.5, 0.56)), "joint": runs((0.5, 0.51), (0.5, 0.51))},
+        ("r", 0.1): {"ladtl": dev_test_runs((0.5, 0.50), (0.5, 0.50), (0.5, 0.56)), "joint": dev_test_runs((0.5, 0.51), (0.5, 0.51))},
     }
     text = benchmark_compare.goal_check(table, plan)
     row_p = next(line for line in text.splitlines() if line.startswith("| p |"))
@@ -434,15 +436,12 @@ def test_goal_check_chooses_among_the_variants_with_the_most_seeds():
     """A variant run with one seed does not become the row's La-DTL by its single dev score."""
     benchmark_compare = load_script("benchmark_compare")
 
-    def runs(*pairs):  # (dev, test) per seed
-        return [{"seed": seed, "dev": {"ents_f": dev}, "test": {"ents_f": test}} for seed, (dev, test) in enumerate(pairs)]
-
     plan = {"pairs": {"p": {}}, "methods": {}, "goal": {"ours": ["ladtl", "ladtl_tuned"], "baselines": ["joint"]}}
-    table = {("p", 0.1): {"ladtl": runs((0.70, 0.40)), "ladtl_tuned": runs((0.60, 0.50), (0.62, 0.52)),
-                          "joint": runs((0.5, 0.45), (0.5, 0.45))}}
+    table = {("p", 0.1): {"ladtl": dev_test_runs((0.70, 0.40)), "ladtl_tuned": dev_test_runs((0.60, 0.50), (0.62, 0.52)),
+                          "joint": dev_test_runs((0.5, 0.45), (0.5, 0.45))}}
     text = benchmark_compare.goal_check(table, plan)
     assert "| p | 10% | ladtl_tuned | 51.00 | 1 of 1 " in text
-    table[("p", 0.1)]["ladtl"] += runs((0.70, 0.40), (0.70, 0.40))[1:]  # now two seeds, the better dev mean
+    table[("p", 0.1)]["ladtl"] += dev_test_runs((0.70, 0.40), (0.70, 0.40))[1:]  # now two seeds, the better dev mean
     assert "| p | 10% | ladtl | 40.00 | 0 of 1 " in benchmark_compare.goal_check(table, plan)
 
 

@@ -78,6 +78,12 @@ def in_plan_order(table, plan: Dict[str, Any]) -> List[Key]:
     return sorted(table, key=lambda k: (pairs.index(k[0]) if k[0] in pairs else len(pairs), k[1]))
 
 
+def with_most_seeds(row: Dict[str, List[Dict[str, Any]]], methods: List[str]) -> List[str]:
+    """Those of ``methods`` run with the most seeds among them in ``row`` (the only ones ranked)."""
+    most = max((len(row[m]) for m in methods), default=0)
+    return [m for m in methods if len(row[m]) == most]
+
+
 def markdown_table(table, plan: Dict[str, Any], split: str = "test") -> str:
     methods = [m for m in plan["methods"] if any(m in row for row in table.values())]
     n_seeds = len(plan["seeds"])
@@ -87,8 +93,7 @@ def markdown_table(table, plan: Dict[str, Any], split: str = "test") -> str:
         # ranked: the methods with the row's most seeds; optional ones (another encoder,
         # e.g. the transformer) and methods with fewer seeds are shown but not ranked
         ranked = [m for m in methods if row.get(m) and not plan["methods"].get(m, {}).get("optional")]
-        most = max((len(row[m]) for m in ranked), default=0)
-        means = {m: mean_f1(row[m], split) for m in ranked if len(row[m]) == most}
+        means = {m: mean_f1(row[m], split) for m in with_most_seeds(row, ranked)}
         best = max(means.values()) if means else None
         cells = [cell(row[m], n_seeds, best is not None and means.get(m) == best, split) if row.get(m) else "–" for m in methods]
         lines.append(f"| {pair} | {rate:.0%} | " + " | ".join(cells) + " |")
@@ -152,11 +157,9 @@ def goal_check(table, plan: Dict[str, Any]) -> str:
     counts = defaultdict(lambda: [0, 0])  # criterion -> [rows met, rows checked]
     for (pair, rate) in in_plan_order(table, plan):
         row = table[(pair, rate)]
-        ours = [m for m in goal["ours"] if row.get(m)]
+        ours = with_most_seeds(row, [m for m in goal["ours"] if row.get(m)])
         if not ours:
             continue
-        most_seeds = max(len(row[m]) for m in ours)
-        ours = [m for m in ours if len(row[m]) == most_seeds]
         chosen = max(ours, key=lambda m: mean_f1(row[m], "dev"))
         our_mean = mean_f1(row[chosen])
         checks: Dict[str, bool] = {}

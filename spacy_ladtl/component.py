@@ -69,6 +69,7 @@ DEFAULT_LADTL_MODEL = Config().from_str(default_model_config)["model"]
         "mmd_min_tokens": 2,
         "mmd_memory": 0,
         "label_map": {},
+        "transfer_pairs": "with_target",
         "spans_key": None,
         "scorer": {"@scorers": "spacy-ladtl.ner_scorer.v1"},
     },
@@ -99,6 +100,7 @@ def make_ladtl_ner(
     mmd_min_tokens: int,
     mmd_memory: int,
     label_map: Dict[str, str],
+    transfer_pairs: str,
     spans_key: Optional[str],
     scorer: Optional[Callable],
 ) -> "LaDTLEntityRecognizer":
@@ -122,6 +124,8 @@ def make_ladtl_ner(
         label and domain from earlier batches (0 = off).
     label_map: rename entity types before matching across domains, e.g. {"person": "PER"};
         "" keeps a type out of the transfer terms, e.g. {"location": ""}.
+    transfer_pairs: with three or more domains, which pairs La-MMD and CRF-L2 tie:
+        "with_target" (each source with the target; default) or "all" (sources too).
     spans_key: also write the entities to ``doc.spans[spans_key]``.
     """
     return LaDTLEntityRecognizer(
@@ -141,6 +145,7 @@ def make_ladtl_ner(
         mmd_min_tokens=mmd_min_tokens,
         mmd_memory=mmd_memory,
         label_map=label_map,
+        transfer_pairs=transfer_pairs,
         spans_key=spans_key,
         scorer=scorer,
     )
@@ -168,6 +173,7 @@ class LaDTLEntityRecognizer(TrainablePipe):
         mmd_min_tokens: int = 2,
         mmd_memory: int = 0,
         label_map: Optional[Dict[str, str]] = None,
+        transfer_pairs: str = "with_target",
         spans_key: Optional[str] = None,
         scorer: Optional[Callable] = ladtl_ner_score,
     ) -> None:
@@ -197,6 +203,7 @@ class LaDTLEntityRecognizer(TrainablePipe):
             "mmd_min_tokens": mmd_min_tokens,
             "mmd_memory": mmd_memory,
             "label_map": dict(label_map or {}),
+            "transfer_pairs": transfer_pairs,
             "spans_key": spans_key,
         }
         self.settings = self._transfer_settings()
@@ -363,6 +370,9 @@ class LaDTLEntityRecognizer(TrainablePipe):
             # absent from pipelines saved before mmd_memory existed
             mmd_memory=cfg.get("mmd_memory", 0),
             label_map=cfg["label_map"],
+            # absent from pipelines saved before transfer_pairs existed (two domains: the same either way)
+            transfer_pairs=cfg.get("transfer_pairs", "with_target"),
+            target_index=self.domains.index(cfg["target_domain"]),
         )
 
     def _domain_weights(self) -> List[float]:

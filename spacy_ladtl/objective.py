@@ -1,10 +1,11 @@
 """The La-DTL objective: L = Lc + alpha * L_LaMMD + beta * Lp (+ gamma * Lr).
 
 Lc is the domain-weighted CRF negative log-likelihood (paper: epsilon for the
-source, 1 - epsilon for the target). The transfer terms are computed for every
-pair of domains present in the batch and averaged over those pairs: La-MMD
+source, 1 - epsilon for the target). The transfer terms are computed for each
+pair of domains present in the batch (``transfer_pairs``: the pairs that hold
+the target, by default, or every pair) and averaged over those pairs: La-MMD
 (or marginal MMD) on the shared encoder's vectors, CRF-L2 on the matched rows
-and cells of the two heads. Lr, the L2 regularisation gamma, is the optimizer's
+and cells of the two heads. With two domains both choices give the one pair. Lr, the L2 regularisation gamma, is the optimizer's
 ``L2`` setting in ``[training.optimizer]``.
 """
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ from .tags import OUTSIDE, biluo_to_scheme, match_tags, split_tag
 MMD_MODES = ("label_aware", "marginal", "label_aware+marginal", "none")
 #: What La-MMD calls a label: each CRF tag (B-PER, I-PER, ...) or each entity type (PER).
 MMD_LABEL_LEVELS = ("tag", "type")
+#: Which domain pairs the transfer terms tie: each source with the target, or every pair.
+TRANSFER_PAIRS = ("with_target", "all")
 
 
 @dataclass
@@ -45,6 +48,8 @@ class TransferSettings:
     mmd_kernels: int = 5
     mmd_memory: int = 0
     label_map: Dict[str, str] = field(default_factory=dict)
+    transfer_pairs: str = "with_target"
+    target_index: int = 1  # the target's position in the model's domains
 
     def __post_init__(self) -> None:
         if self.mmd not in MMD_MODES:
@@ -56,6 +61,10 @@ class TransferSettings:
         if self.mmd_labels not in MMD_LABEL_LEVELS:
             raise ValueError(
                 f"mmd_labels = {self.mmd_labels!r} in [components.ladtl_ner] is not one of {MMD_LABEL_LEVELS}."
+            )
+        if self.transfer_pairs not in TRANSFER_PAIRS:
+            raise ValueError(
+                f"transfer_pairs = {self.transfer_pairs!r} in [components.ladtl_ner] is not one of {TRANSFER_PAIRS}."
             )
         if self.mmd_memory < 0:
             raise ValueError(f"mmd_memory = {self.mmd_memory} in [components.ladtl_ner] must be >= 0 (0 = off).")
@@ -119,7 +128,7 @@ def ladtl_loss(
         nll = heads[d].nll(batch.hidden[rows], gold[rows], batch.mask[rows])
         crf = crf + settings.domain_weights[d] * nll.mean()
     mmd, l2 = zero, zero
-    pair_list = list(combinations(present, 2))
+    pair_list = transfer_pairs(present, settings)
     for a, b in pair_list:
         match = matches[(a, b)]
         if settings.mmd != "none" and settings.alpha:
@@ -132,6 +141,14 @@ def ladtl_loss(
         l2 = l2 / len(pair_list)
     total = crf + settings.alpha * mmd + settings.beta * l2
     return {"total": total, "crf": crf, "mmd": mmd, "crf_l2": l2}
+
+
+def transfer_pairs(present: Sequence[int], settings: TransferSettings) -> List[Tuple[int, int]]:
+    """The domain pairs (a < b) of a batch that the transfer terms tie."""
+    pairs = list(combinations(sorted(present), 2))
+    if settings.transfer_pairs == "all":
+        return pairs
+    return [(a, b) for a, b in pairs if settings.target_index in (a, b)]
 
 
 def _pair_mmd(

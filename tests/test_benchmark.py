@@ -551,3 +551,27 @@ def test_pretrain_adds_unlabelled_text_files(tmp_path):
     text = pretrain_dir / f"text-target+{docbin.stem}-rate0.1"
     assert f"--paths.train {text}" in spacy_cmd
     assert sorted(p.name for p in text.iterdir()) == ["target.spacy", "unlabelled.spacy"]
+
+
+@pytest.mark.slow
+def test_extra_sources_join_la_dtl_and_spacy_concat_runs(tmp_path):
+    """A pair's extra_sources: one more domain (own head) for La-DTL, one more file for spaCy's concat run."""
+    catalog = srsly.read_yaml(PROJECT / "corpora.yml")
+    catalog["bionlp13pc_again"] = dict(catalog["bionlp13pc"])
+    srsly.write_yaml(tmp_path / "corpora.yml", catalog)
+    plan = srsly.read_yaml(PROJECT / "benchmark.yml")
+    plan["pairs"]["bionlp13pc-bionlp13cg"]["extra_sources"] = ["bionlp13pc_again"]
+    srsly.write_yaml(tmp_path / "plan.yml", plan)
+    results, work = tmp_path / "results", tmp_path / "work"
+    common = ["scripts/benchmark_run.py", "--plan", str(tmp_path / "plan.yml"), "--catalog", str(tmp_path / "corpora.yml"),
+              "--data-dir", "sample", "--pairs", "bionlp13pc-bionlp13cg", "--seeds", "0", "--rates", "0.1",
+              "--results", str(results), "--work", str(work), "--max-steps", "4"]
+    refused = run_script(*common, "--methods", "retrain", check=False)
+    assert refused.returncode != 0 and "extra_sources" in refused.stderr
+    run_script(*common, "--methods", "ladtl,spacy_eff_concat", "--keep-models")
+    ladtl = srsly.read_json(results / "bionlp13pc-bionlp13cg" / "ladtl" / "rate0.1-seed0.json")
+    assert ladtl["extra_sources"] == ["bionlp13pc_again"]
+    assert '--components.ladtl_ner.model.domains ["bionlp13pc", "bionlp13pc_again", "bionlp13cg"]' in ladtl["commands"][0]
+    assert '--training.batcher.shares {"bionlp13pc": 0.25, "bionlp13pc_again": 0.25, "bionlp13cg": 0.5}' in ladtl["commands"][0]
+    concat = work / "bionlp13pc-bionlp13cg" / "runs" / "spacy_eff_concat-rate0.1-seed0" / "train"
+    assert sorted(p.name for p in concat.iterdir()) == ["extra_bionlp13pc_again.spacy", "source.spacy", "target.spacy"]

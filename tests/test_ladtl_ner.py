@@ -1,4 +1,6 @@
 """Tests for the ladtl_ner component, shaped like spaCy's test_tagger.py."""
+from typing import Dict
+
 import pytest
 import spacy
 import torch
@@ -8,6 +10,7 @@ from spacy.util import registry
 from thinc.api import fix_random_seed, set_dropout_rate
 
 from spacy_ladtl.domains import get_domain, set_domain, set_example_domain
+from spacy_ladtl.objective import TransferSettings, transfer_pairs
 from two_domain import domain_docs, domain_examples, gold_entities
 
 SOURCE_DATA = [
@@ -129,6 +132,8 @@ def test_unknown_settings_are_errors():
         make_nlp(mmd_bandwidth="auto")
     with pytest.raises(ValueError, match="mmd_labels = 'entity'"):
         make_nlp(mmd_labels="entity")
+    with pytest.raises(ValueError, match="transfer_pairs = 'some'"):
+        make_nlp(transfer_pairs="some")
 
 
 @pytest.mark.parametrize("include_o", [False, True])
@@ -366,11 +371,13 @@ def test_cnn_encoder_is_a_config_change():
     assert last < first / 4
 
 
-def test_three_domains_average_transfer_terms():
+def three_domain_losses(transfer_pairs: str) -> Dict[str, float]:
+    """The first update's losses of a source / target / third pipeline (seed 0)."""
     fix_random_seed(0)
     nlp = spacy.blank("en")
     model = dict(SMALL_MODEL, domains=["source", "target", "third"])
-    nlp.add_pipe("ladtl_ner", config={"model": model, "label_map": {"person": "PER", "location": "LOC"}})
+    config = {"model": model, "label_map": {"person": "PER", "location": "LOC"}, "transfer_pairs": transfer_pairs}
+    nlp.add_pipe("ladtl_ner", config=config)
     examples = make_examples(nlp)
     third = [
         set_example_domain(Example.from_dict(nlp.make_doc("Mr Lee flew to Rome ."), {"entities": [(0, 6, "PER"), (15, 19, "LOC")]}), "third")
@@ -379,9 +386,26 @@ def test_three_domains_average_transfer_terms():
     ner = nlp.get_pipe("ladtl_ner")
     assert ner.cfg["labels"]["third"] == ["LOC", "PER"]
     assert sorted(ner._domain_weights()) == pytest.approx([0.15, 0.15, 0.7])
+    assert ner.settings.target_index == 1
     losses = nlp.update(examples + third, sgd=optimizer, losses={})
     assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
-    assert losses["ladtl_ner_crf_l2"] > 0
+    return losses
+
+
+def test_three_domains_average_transfer_terms():
+    """Each source is tied to the target (default), or every pair is ("all"): the same CRF
+    loss, other transfer terms (the source and third heads start apart, so their pair adds CRF-L2)."""
+    with_target, every_pair = three_domain_losses("with_target"), three_domain_losses("all")
+    assert with_target["ladtl_ner_crf_l2"] > 0
+    assert with_target["ladtl_ner_crf"] == pytest.approx(every_pair["ladtl_ner_crf"])
+    assert with_target["ladtl_ner_crf_l2"] != pytest.approx(every_pair["ladtl_ner_crf_l2"])
+
+
+@pytest.mark.parametrize("choice,expected", [("with_target", [(0, 1), (1, 2)]), ("all", [(0, 1), (0, 2), (1, 2)])])
+def test_transfer_pairs_choose_the_tied_domain_pairs(choice, expected):
+    settings = TransferSettings(transfer_pairs=choice, target_index=1)
+    assert transfer_pairs([2, 0, 1], settings) == expected
+    assert transfer_pairs([0, 2], settings) == ([] if choice == "with_target" else [(0, 2)])
 
 
 def test_init_encoder_from_copies_the_shared_encoder_only(tmp_path):

@@ -61,3 +61,25 @@ def test_bad_catalog_and_data_dir_fail_clearly(tmp_path, capsys):
     with pytest.raises(SystemExit):
         prepare_pair.prepare(PROJECT / "corpora.yml", str(tmp_path / "missing"), "bionlp13pc", "bionlp13cg", tmp_path / "out")
     assert "data_dir" in capsys.readouterr().err
+
+
+def test_extra_sources_hold_every_split_less_the_target_dev_and_test_sentences(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.txt").write_text("Ann\tB-PER\nleft\tO\n", encoding="utf-8")
+    (data / "b_dev.txt").write_text("Bob\tB-person\nstayed\tO\n\nCid\tB-person\nran\tO\n", encoding="utf-8")
+    (data / "c_train.txt").write_text("Bob\tB-person\nstayed\tO\n\nDee\tB-person\nsang\tO\n", encoding="utf-8")
+    (data / "c_test.txt").write_text("Eve\tB-person\nwrote\tO\n", encoding="utf-8")
+    catalog = write_catalog(tmp_path, {
+        "a": {"lang": "en", "splits": {"train": "a.txt", "dev": "a.txt"}},
+        "b": {"lang": "en", "splits": {"train": "b_dev.txt", "dev": "b_dev.txt"}},
+        "c": {"lang": "en", "splits": {"train": "c_train.txt", "dev": "c_test.txt", "test": "c_test.txt"}},
+    })
+    out = tmp_path / "out"
+    prepare_pair.prepare(catalog, str(data), "a", "b", out)
+    counts = prepare_pair.prepare_extra_sources(catalog, str(data), ["c"], out)
+    docs = read_docs(prepare_pair.extra_source_path(out, "c"))
+    # train, dev and test of c, less "Bob stayed" (a target dev sentence)
+    assert [d.text for d in docs] == ["Dee sang", "Eve wrote", "Eve wrote"]
+    assert {get_domain(d) for d in docs} == {"c"}
+    assert counts == {"c": {"sentences": 3, "dropped_as_in_target_dev_or_test": 1}}

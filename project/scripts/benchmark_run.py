@@ -20,6 +20,9 @@ too, then trains the dev-best point with every seed; its own ``tuning`` keys (e.
 A method with ``pretrain`` settings first runs ``spacy pretrain`` on its training text (once per
 text, config and settings: cached in ``benchmarks/work/<pair>/pretrain/``) and trains from it;
 ``pretrain: {unlabelled: [FILE, ..]}`` adds raw text files (one text per line, under --data-dir) to that text.
+A pair's ``extra_sources: [CORPUS, ..]`` (catalog entries) adds each as one more source domain (all
+its splits, less any target dev/test sentence) to the La-DTL runs, with its own CRF head, and to
+spaCy's source+target runs; the target keeps half of every La-DTL batch, the sources share the rest.
 """
 import argparse
 import hashlib
@@ -137,6 +140,17 @@ def train_command(config: Path, output: Path, lang: str, seed: int, budget: Dict
     for key, value in overrides.items():
         command += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]
     return command
+
+
+def extra_sources(plan: Dict[str, Any], pair_name: str, corpus: Path) -> Dict[str, str]:
+    """The pair's ``extra_sources`` as {domain: DocBin path} (prepared by ``prepare_corpus``)."""
+    names = plan["pairs"][pair_name].get("extra_sources", [])
+    return {name: str(prepare_pair.extra_source_path(corpus, name)) for name in names}
+
+
+def source_shares(sources: List[str], target: str) -> Dict[str, float]:
+    """Batch shares with several sources: half of every batch for the target, as with one source."""
+    return {**{name: 0.5 / len(sources) for name in sources}, target: 0.5}
 
 
 def ladtl_overrides(domains: Dict[str, str], target: str, dev: str, label_map: Dict[str, str]) -> Dict[str, Any]:
@@ -266,6 +280,7 @@ def run_one(plan: Dict[str, Any], pair_name: str, method_name: str, rate: float,
     source_train, source_dev = str(corpus / "source_train.spacy"), str(corpus / "source_dev.spacy")
     dev, test = corpus / "target_dev.spacy", corpus / "target_test.spacy"
     train_texts = {"source": (source, source_train), "target": (target, target_train)}  # role -> (domain, DocBin)
+    extras = extra_sources(plan, pair_name, corpus)
     out = work / "runs" / f"{method_name}{tag}-rate{rate_name(rate)}-seed{seed}"
     shutil.rmtree(out, ignore_errors=True)
     commands, wall = [], 0.0
@@ -274,7 +289,10 @@ def run_one(plan: Dict[str, Any], pair_name: str, method_name: str, rate: float,
     if kind in ("ladtl", "target", "retrain"):
         config = PROJECT / method["config"] if "config" in method else LADTL_CONFIG
         if kind == "ladtl":
-            overrides = {**ladtl_overrides({source: source_train, target: target_train}, target, str(dev), label_map), **method_overrides}
+            overrides = ladtl_overrides({source: source_train, **extras, target: target_train}, target, str(dev), label_map)
+            if extras:
+                overrides["training.batcher.shares"] = source_shares([source, *extras], target)
+            overrides.update(method_overrides)
         else:
             overrides = {**ladtl_overrides({target: target_train}, target, str(dev), {}), **method_overrides}
         if "pretrain" in method:  # spacy pretrain on the text this run trains on, then train from those weights
@@ -316,6 +334,8 @@ def run_one(plan: Dict[str, Any], pair_name: str, method_name: str, rate: float,
             concat.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source_train, concat / "source.spacy")
             shutil.copyfile(target_train, concat / "target.spacy")
+            for name, path in extras.items():
+                shutil.copyfile(path, concat / f"extra_{name}.spacy")
             train_path = str(concat)
         spacy_overrides = {"paths.train": train_path, "paths.dev": str(dev), **method_overrides}
         if "pretrain" in method:  # spacy pretrain of its tok2vec, as for La-DTL
@@ -354,6 +374,7 @@ def run_one(plan: Dict[str, Any], pair_name: str, method_name: str, rate: float,
     curve = training_table(out / "train.log")
     return {
         "pair": pair_name, "source": source, "target": target, "method": method_name, "kind": kind,
+        **({"extra_sources": list(extras)} if extras else {}),
         "rate": rate, "seed": seed, "subsample_seed": budget["subsample_seed"],
         "overrides": method_overrides,
         "dev": dev_scores, "test": test_scores, **last_epoch_and_step(curve),
@@ -376,6 +397,15 @@ def prepare_corpus(plan: Dict[str, Any], pair_name: str, catalog: Path, data_dir
     if not (corpus / "pair.json").exists():
         pair = plan["pairs"][pair_name]
         prepare_pair.prepare(catalog, data_dir, pair["source"], pair["target"], corpus)
+    names = plan["pairs"][pair_name].get("extra_sources", [])
+    clash = [n for n in names if n in (plan["pairs"][pair_name]["source"], plan["pairs"][pair_name]["target"])]
+    if clash:
+        sys.exit(f"✘ pair {pair_name!r}: extra_sources {clash} repeat the pair's source or target")
+    missing = [n for n in names if not prepare_pair.extra_source_path(corpus, n).exists()]
+    if missing:
+        counts = prepare_pair.prepare_extra_sources(catalog, data_dir, missing, corpus)
+        srsly.write_json(corpus / "extra_sources.json", {**(srsly.read_json(corpus / "extra_sources.json")
+                                                            if (corpus / "extra_sources.json").exists() else {}), **counts})
     for rate in rates:
         out = subsample_path(corpus, rate)
         if not out.exists():
@@ -445,6 +475,10 @@ def main() -> None:
                 wanted.append((pair_name, method, rate, seed))
                 if not up_to_date(result_path(args.results, pair_name, method, rate, seed), plan, pair_name, method, rate, args.results):
                     todo.append((pair_name, method, rate, seed))
+    for pair_name, method, _, _ in todo:
+        if plan["pairs"][pair_name].get("extra_sources") and plan["methods"][method]["kind"] == "retrain":
+            sys.exit(f"✘ {args.plan}: pair {pair_name!r} has extra_sources, which method {method!r} (kind retrain) "
+                     f"does not support: leave it out with --methods")
     print(f"{len(todo)} run(s) to do; results in {args.results}", flush=True)
     for i, (pair_name, method, rate, seed) in enumerate(todo, start=1):
         print(f"[{i}/{len(todo)}] {pair_name} {method} rate={rate_name(rate)} seed={seed}", flush=True)

@@ -9,7 +9,10 @@ convert`` uses the same code), and writes ``source_{train,dev,test}.spacy`` and
 ``target_{train_full,dev,test}.spacy`` (a missing test split is reported and
 skipped) plus ``pair.json`` (catalog entries, counts, data_dir) to OUTPUT_DIR.
 The target train split is written whole as ``target_train_full.spacy``; the
-``subsample`` step keeps the target sampling rate of it.
+``subsample`` step keeps the target sampling rate of it. ``prepare_extra_sources``
+adds further source domains (a benchmark pair's ``extra_sources``): every split of
+each, as ``extra_<name>.spacy``, less any sentence that is also in the target's
+dev or test split.
 
 A relative DATA_DIR is looked up from project/ first, then from the directory
 the command was started in (``$PWD``), so ``spacy project run full project/
@@ -24,6 +27,7 @@ from typing import Any, Dict, List, NoReturn, Tuple
 
 import srsly
 from spacy.tokens import DocBin
+from spacy.vocab import Vocab
 
 from spacy_ladtl.conll import ConllFormatError, ConversionOptions, convert_sequences, parse_label_map, read_sequences
 
@@ -128,6 +132,38 @@ def prepare(catalog_path: Path, data_dir: str, source: str, target: str, output_
         summary["domains"][role] = {"name": name, **{k: v for k, v in entry.items() if k != "convert"}, "counts": counts}
     srsly.write_json(output_dir / "pair.json", summary)
     print(f"✔ Saved {output_dir / 'pair.json'}")
+    return summary
+
+
+def extra_source_path(output_dir: Path, name: str) -> Path:
+    """The DocBin of one extra source domain: all its splits, for training."""
+    return output_dir / f"extra_{name}.spacy"
+
+
+def prepare_extra_sources(catalog_path: Path, data_dir: str, names: List[str], output_dir: Path) -> Dict[str, Any]:
+    """Write ``extra_<name>.spacy`` (every split of each catalog entry) next to a prepared pair,
+    dropping the sentences whose tokens are also a target dev or test sentence; return the counts."""
+    catalog = srsly.read_yaml(catalog_path)
+    root = resolve_data_dir(data_dir)
+    held_out = set()
+    for split in ("dev", "test"):
+        path = output_dir / f"target_{split}.spacy"
+        if path.exists():
+            held_out.update(tuple(t.text for t in doc) for doc in DocBin().from_disk(path).get_docs(Vocab()))
+    summary: Dict[str, Any] = {}
+    for name in names:
+        entry = load_entry(catalog, name, catalog_path)
+        options = conversion_options(name, entry)
+        docs, dropped = [], 0
+        for split, sequences in domain_sequences(name, entry, root, options).items():
+            kept = [seq for seq in sequences if tuple(seq[0]) not in held_out]
+            dropped += len(sequences) - len(kept)
+            docs += convert_sequences(kept, options, where=f"{name}/{split}")[0]
+        out = extra_source_path(output_dir, name)
+        DocBin(store_user_data=True, docs=docs).to_disk(out)
+        summary[name] = {"sentences": len(docs), "dropped_as_in_target_dev_or_test": dropped}
+        print(f"✔ extra source {name} (all splits): {len(docs)} sentences, {dropped} dropped as target dev/test "
+              f"sentences -> {out}")
     return summary
 
 

@@ -5,8 +5,9 @@ source, 1 - epsilon for the target). The transfer terms are computed for each
 pair of domains present in the batch (``transfer_pairs``: the pairs that hold
 the target, by default, or every pair) and averaged over those pairs: La-MMD
 (or marginal MMD) on the shared encoder's vectors, CRF-L2 on the matched rows
-and cells of the two heads. With two domains both choices give the one pair. Lr, the L2 regularisation gamma, is the optimizer's
-``L2`` setting in ``[training.optimizer]``.
+and cells of the two heads; with two domains both choices give the one pair.
+Lr, the L2 regularisation gamma, is the optimizer's ``L2`` setting in
+``[training.optimizer]``.
 """
 from dataclasses import dataclass, field
 from functools import lru_cache

@@ -397,15 +397,16 @@ def prepare_corpus(plan: Dict[str, Any], pair_name: str, catalog: Path, data_dir
     if not (corpus / "pair.json").exists():
         pair = plan["pairs"][pair_name]
         prepare_pair.prepare(catalog, data_dir, pair["source"], pair["target"], corpus)
-    names = plan["pairs"][pair_name].get("extra_sources", [])
-    clash = [n for n in names if n in (plan["pairs"][pair_name]["source"], plan["pairs"][pair_name]["target"])]
+    pair = plan["pairs"][pair_name]
+    names = pair.get("extra_sources", [])
+    clash = [n for n in names if n in (pair["source"], pair["target"])]
     if clash:
         sys.exit(f"✘ pair {pair_name!r}: extra_sources {clash} repeat the pair's source or target")
     missing = [n for n in names if not prepare_pair.extra_source_path(corpus, n).exists()]
     if missing:
-        counts = prepare_pair.prepare_extra_sources(catalog, data_dir, missing, corpus)
-        srsly.write_json(corpus / "extra_sources.json", {**(srsly.read_json(corpus / "extra_sources.json")
-                                                            if (corpus / "extra_sources.json").exists() else {}), **counts})
+        counts_path = corpus / "extra_sources.json"
+        earlier = srsly.read_json(counts_path) if counts_path.exists() else {}
+        srsly.write_json(counts_path, {**earlier, **prepare_pair.prepare_extra_sources(catalog, data_dir, missing, corpus)})
     for rate in rates:
         out = subsample_path(corpus, rate)
         if not out.exists():

@@ -27,9 +27,9 @@ from typing import Any, Dict, List, NoReturn, Tuple
 
 import srsly
 from spacy.tokens import DocBin
-from spacy.vocab import Vocab
 
 from spacy_ladtl.conll import ConllFormatError, ConversionOptions, convert_sequences, parse_label_map, read_sequences
+from spacy_ladtl.sampling import read_docs
 
 SPLITS = ("train", "dev", "test")
 REQUIRED_SPLITS = ("train", "dev")
@@ -149,7 +149,7 @@ def prepare_extra_sources(catalog_path: Path, data_dir: str, names: List[str], o
     for split in ("dev", "test"):
         path = output_dir / f"target_{split}.spacy"
         if path.exists():
-            held_out.update(tuple(t.text for t in doc) for doc in DocBin().from_disk(path).get_docs(Vocab()))
+            held_out.update(tuple(t.text for t in doc) for doc in read_docs(path))
     summary: Dict[str, Any] = {}
     for name in names:
         entry = load_entry(catalog, name, catalog_path)
